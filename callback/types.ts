@@ -1,0 +1,90 @@
+/**
+ * The vocabulary of the callback side. Pure modules (normalize, route, retry, formats) and edge
+ * modules (store, worker, sender, watcher) all speak in these types.
+ */
+
+export const EVENT_TYPES = [
+  'WorkflowRunning',
+  'WorkflowSucceeded',
+  'WorkflowFailed',
+  'WorkflowNodeSucceeded',
+  'WorkflowNodeFailed',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export function isEventType(s: string): s is EventType {
+  return (EVENT_TYPES as readonly string[]).includes(s);
+}
+
+/**
+ * The documented event. The first five fields, their names, casing and order are the
+ * kfp-event-handler contract: its subscribers must keep working unchanged. Extra fields follow.
+ */
+export interface KfpEvent {
+  KfpRunId: string;
+  WorkflowName: string;
+  /** The step's display name as KFP shows it; '' for workflow-level events. */
+  NodeName: string;
+  EventType: EventType;
+  /** Argo's wording: `Succeeded node <argo node name>`, `Failed node <name>: <message>`, `Workflow completed`... */
+  Message: string;
+  /** Deterministic: the same fact reported by a hook, a retried hook or the watcher has the same id. */
+  EventId: string;
+  Namespace: string;
+  PipelineName: string;
+  RunName: string;
+  /** Argo phase behind the event: Running, Succeeded, Failed, Error (and Terminated for a KFP terminate). */
+  Phase: string;
+  /** RFC 3339: when the fact happened if known (watcher), else when the hook call arrived. */
+  Time: string;
+  /** Full Argo node name of the step ('' for workflow-level events): the node part of EventId. */
+  ArgoNodeName: string;
+  WorkflowUid: string;
+  Source: 'hook' | 'watcher';
+}
+
+export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary';
+
+export interface RetryPolicy {
+  /** Seconds to wait before attempt 2, 3, ...; its length + 1 is the number of attempts. */
+  schedule: number[];
+  /** Fraction of each delay added or removed at random (0.2 = ±20%). */
+  jitter: number;
+}
+
+export interface SecretRef {
+  name: string;
+  key: string;
+}
+
+export interface Subscriber {
+  name: string;
+  type: 'http' | 'log';
+  /** Required for type http. */
+  url?: string;
+  /** Filters; undefined or empty means "all". */
+  eventTypes?: EventType[];
+  namespaces?: string[];
+  pipelines?: string[];
+  format: PayloadFormat;
+  headers: Record<string, string>;
+  /** Where the Standard Webhooks signing key(s) come from; resolved into signingKeys at load. */
+  signingKeyRef?: SecretRef;
+  /** `whsec_...` secrets; the first signs, every one is sent (space-separated) during rotation. */
+  signingKeys?: string[];
+  timeoutMs: number;
+  maxConcurrency: number;
+  retry: RetryPolicy;
+}
+
+/** What one attempt to deliver one event to one subscriber came to. Never thrown: returned. */
+export interface SendResult {
+  ok: boolean;
+  /** HTTP status, when a response arrived. */
+  status?: number;
+  /** Seconds, from a Retry-After header on 429/503. */
+  retryAfterSeconds?: number;
+  /** Transport or timeout error, or a short reason for a non-2xx status. */
+  error?: string;
+  durationMs: number;
+}

@@ -1,0 +1,45 @@
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths pino blanks out wherever they appear. Tokens, signing keys and subscriber headers are
+ * secrets; they must never reach a log line, whatever object a caller happens to log.
+ */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["webhook-signature"]',
+  'headers.authorization',
+  'headers["webhook-signature"]',
+  '*.authorization',
+  '*.Authorization',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'signingKey',
+  '*.signingKey',
+  'hookKey',
+  '*.hookKey',
+];
+
+export interface LoggerOptions {
+  level?: string;
+  name?: string;
+  destination?: DestinationStream;
+}
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const options = {
+    level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
+    name: opts.name ?? 'kfp-notify',
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}
+
+/** A logger that writes nothing: for tests and for CLI paths whose stdout is data. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
