@@ -88,3 +88,49 @@ export interface SendResult {
   error?: string;
   durationMs: number;
 }
+
+/** The KfpEvent keys in their documented order: JSON output (and every doc example) follows it. */
+export const KFP_EVENT_FIELDS = [
+  'KfpRunId',
+  'WorkflowName',
+  'NodeName',
+  'EventType',
+  'Message',
+  'EventId',
+  'Namespace',
+  'PipelineName',
+  'RunName',
+  'Phase',
+  'Time',
+  'ArgoNodeName',
+  'WorkflowUid',
+  'Source',
+] as const satisfies readonly (keyof KfpEvent)[];
+
+/** One node of a Workflow's status, as far as events need it. */
+export interface SnapshotNode {
+  /** Argo phase: Pending, Running, Succeeded, Failed, Error, Skipped, Omitted. */
+  phase: string;
+  message?: string;
+  displayName?: string;
+  /** RFC 3339. */
+  finishedAt?: string;
+}
+
+/**
+ * An already-fetched view of a Workflow (GET by an edge, or the watcher's informer cache), reduced to
+ * what normalizing a hook call can use. Build it with `toWorkflowSnapshot(rawWorkflow)` (normalize.ts).
+ */
+export interface WorkflowSnapshot {
+  uid?: string;
+  /** status.phase */
+  phase?: string;
+  /** status.message */
+  message?: string;
+  /** status.nodes re-keyed by node *name* (Argo keys them by id), the name hook calls know. */
+  nodes: Record<string, SnapshotNode>;
+  annotations: Record<string, string>;
+  labels: Record<string, string>;
+  /** KFP "Terminate" (spec.activeDeadlineSeconds: 0) or spec.shutdown set. */
+  terminated: boolean;
+}

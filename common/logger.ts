@@ -21,6 +21,10 @@ export const REDACT_PATHS = [
   '*.signingKey',
   'hookKey',
   '*.hookKey',
+  // A Subscriber holds its resolved signing secrets and headers (which may carry an Authorization value).
+  'signingKeys',
+  '*.signingKeys',
+  '*.headers',
 ];
 
 export interface LoggerOptions {

@@ -1,0 +1,5 @@
+/** One formatted request body and the headers that describe it (lower-case names). */
+export interface Delivery {
+  headers: Record<string, string>;
+  body: string;
+}

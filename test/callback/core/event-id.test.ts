@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { buildEvent, eventId, type EventFact } from '../../../callback/event-id.js';
+import { normalizeHookCall } from '../../../callback/normalize.js';
+import { BASE_CALL, IDS, NS, RECEIVED_AT, RUN, UID, WF } from './sample.js';
+
+describe('eventId', () => {
+  it.each([
+    // [argoNodeName, eventType, attempt, id computed with python hashlib (sample.ts)]
+    ['', 'WorkflowRunning', undefined, IDS.running],
+    ['', 'WorkflowSucceeded', '0', IDS.succeeded],
+    ['', 'WorkflowFailed', undefined, IDS.failed],
+    [`${WF}.exit-handler-1.save`, 'WorkflowNodeSucceeded', undefined, IDS.saveSucceeded],
+    [`${WF}.exit-handler-1.save`, 'WorkflowNodeFailed', undefined, IDS.saveFailed],
+    ['', 'WorkflowRunning', '1', IDS.runningAttempt1],
+  ] as const)('%j %s attempt %j → %s', (argoNodeName, eventType, attempt, want) => {
+    expect(eventId({ kfpRunId: RUN, argoNodeName, eventType, attempt })).toBe(want);
+  });
+
+  it('is evt_ and 32 lower-case hex characters', () => {
+    expect(eventId({ kfpRunId: 'r', argoNodeName: 'n', eventType: 'WorkflowNodeFailed' })).toMatch(/^evt_[0-9a-f]{32}$/);
+  });
+});
+
+describe('buildEvent: the watcher and the hook format one fact identically', () => {
+  const fact: EventFact = {
+    eventType: 'WorkflowNodeFailed',
+    kfpRunId: RUN,
+    workflowName: WF,
+    namespace: NS,
+    argoNodeName: `${WF}.exit-handler-1.save`,
+    nodeDisplayName: 'save',
+    phase: 'Failed',
+    message: 'Error (exit code 1)',
+    time: '2025-03-01T11:58:00Z',
+    pipelineName: 'save-most-frequent',
+    runName: 'nightly-word-count',
+    workflowUid: UID,
+    source: 'watcher',
+  };
+
+  it('a watcher fact and the hook call for the same step share EventId, Message and NodeName', () => {
+    const fromWatcher = buildEvent(fact);
+    const r = normalizeHookCall(
+      { ...BASE_CALL, event: 'node-exit', hookNodeName: `${WF}.exit-handler-1.save.onExit`, nodeTask: 'save', nodePhase: 'Failed' },
+      {
+        receivedAt: RECEIVED_AT,
+        workflow: { uid: UID, nodes: { [fact.argoNodeName]: { phase: 'Failed', message: 'Error (exit code 1)', finishedAt: '2025-03-01T11:58:00Z' } }, annotations: {}, labels: {}, terminated: false },
+      },
+    );
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.events[0]).toEqual({ ...fromWatcher, Source: 'hook' });
+  });
+
+  it('workflow-level events never carry a node, whatever the fact says', () => {
+    const e = buildEvent({ ...fact, eventType: 'WorkflowSucceeded', phase: 'Succeeded', time: new Date('2025-03-01T12:00:00Z') });
+    expect(e).toMatchObject({ NodeName: '', ArgoNodeName: '', Message: 'Workflow completed', EventId: IDS.succeeded, Time: '2025-03-01T12:00:00.000Z' });
+  });
+
+  it('a WorkflowFailed Message is the detail, or the phase when there is none', () => {
+    expect(buildEvent({ ...fact, eventType: 'WorkflowFailed', phase: 'Terminated', message: undefined }).Message).toBe('Workflow Terminated');
+    expect(buildEvent({ ...fact, eventType: 'WorkflowFailed', message: 'save: Error (exit code 1)' }).Message).toBe('save: Error (exit code 1)');
+  });
+});
