@@ -1,11 +1,176 @@
-import type { Command } from './io.js';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { loadHookKeys, resolveDataDir } from '../common/data-dir.js';
+import type { HookKey } from '../common/hook-token.js';
+import { InputFormatError, parseDocuments, toYamlStream } from '../common/yaml-docs.js';
+import { injectWorkflow, type InjectResult } from '../webhook/inject/index.js';
+import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_SIZE_LIMIT_BYTES, type InjectOptions } from '../webhook/inject/options.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command } from './io.js';
 
-// Placeholder until the command lands; exits 1 so nothing mistakes it for working.
+const USAGE = `Usage: kfp-notify inject -f FILE|- [options]
+
+Prints the Workflow(s) in FILE as the admission webhook would admit them: with the notification hooks
+added (like istioctl kube-inject). Objects that are not KFP Workflows are printed unchanged, with the
+reason on stderr.
+
+Options:
+  -f, --file FILE          YAML or JSON, one or more documents; - reads stdin (required)
+  -o, --output FORMAT      yaml (default) | json | patch (one JSON Patch per document, one per line)
+      --argo-version X     the cluster's Argo version (default ${DEFAULT_ARGO_VERSION}); decides which hooks are possible
+      --mode MODE          container (default: a curl pod per call) | http (Argo HTTP template, Argo >= 3.5.11)
+      --callback-url URL   callback base URL (default ${DEFAULT_CALLBACK_URL})
+      --namespace NS       namespace the hook token is minted for (default: metadata.namespace, else "default")
+      --data-dir DIR       where the hook key lives (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
+      --hook-key-file F    sign hook tokens with the first key in F instead of <data dir>/hook-key
+      --size-limit BYTES   leave a Workflow alone if injecting would make it larger (default ${DEFAULT_SIZE_LIMIT_BYTES})
+  -h, --help               show this help
+`;
+
+const OUTPUTS = ['yaml', 'json', 'patch'] as const;
+type Output = (typeof OUTPUTS)[number];
+
+interface Flags {
+  file: string;
+  output: Output;
+  dataDir: string | undefined;
+  hookKeyFile: string | undefined;
+  settings: Partial<Omit<InjectOptions, 'hookKey'>>;
+}
+
+function parseFlags(args: string[]): Flags | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        file: { type: 'string', short: 'f' },
+        output: { type: 'string', short: 'o', default: 'yaml' },
+        'argo-version': { type: 'string' },
+        mode: { type: 'string' },
+        'callback-url': { type: 'string' },
+        namespace: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'hook-key-file': { type: 'string' },
+        'size-limit': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) return 'help';
+  if (values.file === undefined) throw new UsageError('missing -f FILE (use -f - to read stdin)');
+  const output = values.output;
+  if (!(OUTPUTS as readonly string[]).includes(output)) throw new UsageError(`-o must be one of ${OUTPUTS.join(', ')}, got ${JSON.stringify(output)}`);
+  const mode = values.mode;
+  if (mode !== undefined && mode !== 'container' && mode !== 'http') throw new UsageError(`--mode must be container or http, got ${JSON.stringify(mode)}`);
+  const sizeLimit = values['size-limit'];
+  if (sizeLimit !== undefined && !/^\d+$/.test(sizeLimit)) throw new UsageError(`--size-limit must be a whole number of bytes, got ${JSON.stringify(sizeLimit)}`);
+  return {
+    file: values.file,
+    output: output as Output,
+    dataDir: values['data-dir'],
+    hookKeyFile: values['hook-key-file'],
+    settings: {
+      ...(values['argo-version'] !== undefined ? { argoVersion: values['argo-version'] } : {}),
+      ...(mode !== undefined ? { mode } : {}),
+      ...(values['callback-url'] !== undefined ? { callbackUrl: values['callback-url'] } : {}),
+      ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+      ...(sizeLimit !== undefined ? { sizeLimitBytes: Number(sizeLimit) } : {}),
+    },
+  };
+}
+
+/** The signing key, from --hook-key-file or the data dir (created there on first use, like `serve` does). */
+function signingKey(flags: Flags, io: CliIo): HookKey | { code: number; message: string } {
+  const dataDir = resolveDataDir(flags.dataDir ?? io.env.KFP_NOTIFY_DATA_DIR);
+  try {
+    const [first] = loadHookKeys({ keyFile: flags.hookKeyFile, dataDir });
+    if (first) return first;
+    return { code: EXIT_USAGE, message: 'no hook key found' };
+  } catch (err) {
+    const message = `hook key: ${err instanceof Error ? err.message : String(err)}`;
+    // A key file the user named is input; a data dir we could not write to is the machine's problem.
+    return { code: flags.hookKeyFile !== undefined ? EXIT_USAGE : EXIT_FAILURE, message };
+  }
+}
+
+function describeDoc(doc: unknown, i: number): string {
+  const d = doc as { kind?: unknown; metadata?: { name?: unknown; generateName?: unknown } };
+  const name = d.metadata?.name ?? d.metadata?.generateName;
+  return `document ${i + 1}${typeof d.kind === 'string' ? ` (${d.kind}${typeof name === 'string' ? ` ${name}` : ''})` : ''}`;
+}
+
+function render(results: readonly InjectResult[], output: Output): string {
+  const objects = results.map((r) => r.workflow);
+  switch (output) {
+    case 'yaml':
+      return toYamlStream(objects);
+    case 'json': {
+      // Several objects print as a kubectl-style List, which `kubectl apply -f` accepts.
+      const value = objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects };
+      return `${JSON.stringify(value, null, 2)}\n`;
+    }
+    case 'patch':
+      return results.map((r) => `${JSON.stringify(r.patch)}\n`).join('');
+  }
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let flags: Flags | 'help';
+  try {
+    flags = parseFlags(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`kfp-notify inject: ${err.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (flags === 'help') {
+    io.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+
+  const key = signingKey(flags, io);
+  if ('code' in key) {
+    io.stderr.write(`kfp-notify inject: ${key.message}\n`);
+    return key.code;
+  }
+  let opts: InjectOptions;
+  try {
+    opts = defaultInjectOptions({ ...flags.settings, hookKey: key });
+  } catch (err) {
+    io.stderr.write(`kfp-notify inject: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+
+  const source = flags.file === '-' ? 'stdin' : flags.file;
+  let docs: unknown[];
+  try {
+    const text = flags.file === '-' ? await readAll(io.stdin) : await readFile(flags.file, 'utf8');
+    docs = parseDocuments(text, source);
+  } catch (err) {
+    const message = err instanceof InputFormatError ? err.message : `${source}: cannot read: ${err instanceof Error ? err.message : String(err)}`;
+    io.stderr.write(`kfp-notify inject: ${message}\n`);
+    return EXIT_USAGE;
+  }
+
+  const results = docs.map((doc) => injectWorkflow(doc, opts));
+  let code = EXIT_OK;
+  for (const [i, r] of results.entries()) {
+    for (const w of r.warnings ?? []) io.stderr.write(`kfp-notify inject: ${describeDoc(docs[i], i)}: ${w}\n`);
+    if (r.outcome === 'skipped') {
+      io.stderr.write(`kfp-notify inject: ${describeDoc(docs[i], i)} printed unchanged: ${r.reason ?? 'skipped'}\n`);
+      if (r.reason?.startsWith('internal error')) code = EXIT_FAILURE;
+    }
+  }
+  io.stdout.write(render(results, flags.output));
+  return code;
+}
+
 export const command: Command = {
   name: 'inject',
-  summary: '',
-  run: async (_args, io) => {
-    io.stderr.write('kfp-notify inject: not built yet\n');
-    return 1;
-  },
+  summary: 'print a Workflow as the webhook would admit it (dry run)',
+  run,
 };

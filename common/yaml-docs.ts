@@ -1,4 +1,4 @@
-import { loadAll } from 'js-yaml';
+import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import { stringify } from 'yaml';
 
 /**
@@ -14,12 +14,16 @@ export class InputFormatError extends Error {
   }
 }
 
+// The core schema keeps timestamp-like strings as strings: the default schema would turn KFP's
+// pipeline_compilation_time into a Date and print it back changed.
+const PARSE_SCHEMA = CORE_SCHEMA;
+
 /** One or more YAML or JSON documents → their values (empty documents dropped). */
 export function parseDocuments(text: string, source = 'input'): unknown[] {
   if (text.trim() === '') throw new InputFormatError(`${source}: empty input, expected YAML or JSON`);
   let docs: unknown[];
   try {
-    docs = loadAll(text, undefined, { filename: source });
+    docs = loadAll(text, undefined, { filename: source, schema: PARSE_SCHEMA });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new InputFormatError(`${source}: not valid YAML or JSON: ${msg}`);
@@ -33,8 +37,10 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
   return kept;
 }
 
+// YAML 1.1 output quotes `yes`, `on` and friends, which kubectl (a YAML 1.1 reader) would otherwise
+// turn into booleans.
 export function toYaml(value: unknown): string {
-  return stringify(value, { lineWidth: 0, aliasDuplicateObjects: false });
+  return stringify(value, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' });
 }
 
 export function toYamlStream(values: readonly unknown[]): string {

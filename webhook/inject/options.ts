@@ -1,0 +1,138 @@
+import { HOOK_PATH } from '../../common/hook-contract.js';
+import type { HookKey } from '../../common/hook-token.js';
+
+export interface InjectOptions {
+  /** Base URL of the callback (scheme, host, port; no path): HOOK_PATH is appended. */
+  callbackUrl: string;
+  /** The Argo version of the cluster: capabilities follow from it (never sniffed from the Workflow). */
+  argoVersion: string;
+  /** `container`: a curl pod per call (works everywhere). `http`: an Argo HTTP template (Argo ≥ 3.5.11). */
+  mode: 'container' | 'http';
+  /** A Workflow whose injected JSON would exceed this is left alone (etcd caps objects near 1.5 MiB). */
+  sizeLimitBytes: number;
+  /** Signs the per-run hook token baked into each Workflow. */
+  hookKey: HookKey;
+  /** The admission request's namespace; falls back to metadata.namespace, then 'default'. */
+  namespace?: string;
+  /** Needs `sh` and `curl`, and must run as a non-root numeric UID. */
+  image: string;
+}
+
+export const DEFAULT_CALLBACK_URL = 'http://kfp-notify-callback.kfp-notify.svc.cluster.local:8080';
+export const DEFAULT_ARGO_VERSION = '4.0.5'; // what KFP 2.17 ships
+export const DEFAULT_SIZE_LIMIT_BYTES = 1_048_576;
+export const DEFAULT_IMAGE = 'curlimages/curl:8.11.1';
+
+/** What the configured Argo version can do (argo-kfp.md §0). */
+export interface Capabilities {
+  /** `spec.hooks` with an expression (workflow-level running hook): ≥ 3.3. */
+  runningHook: boolean;
+  /** `{{tasks.<self>.status}}` resolved in an exit hook's arguments: ≥ 3.4.17, 3.5.3–3.5.x, ≥ 3.6. */
+  statusArg: boolean;
+  /** `expression` on an exit hook sees `tasks.*`: ≥ 3.4. */
+  condExitHook: boolean;
+  /** A failed agent pod no longer errors the whole workflow: ≥ 3.5.11 within 3.5, or ≥ 3.6. */
+  httpSafe: boolean;
+}
+
+type Version = readonly [number, number, number];
+
+const VERSION_RE = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+][0-9A-Za-z.-]+)?$/;
+
+/** "v3.4.17", "3.4.17", "3.4" (patch 0), "4.0.5-rc1" → [major, minor, patch]; undefined if not a version. */
+export function parseArgoVersion(s: string): Version | undefined {
+  const m = VERSION_RE.exec(s.trim());
+  if (!m) return undefined;
+  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+}
+
+function atLeast(v: Version, min: Version): boolean {
+  for (let i = 0; i < 3; i++) {
+    const a = v[i] ?? 0;
+    const b = min[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
+
+/** Capabilities of an Argo version. Throws on a string that is not a version. */
+export function capabilitiesFor(argoVersion: string): Capabilities {
+  const v = parseArgoVersion(argoVersion);
+  if (!v) throw new Error(`argoVersion ${JSON.stringify(argoVersion)} is not a version such as "3.4.17" or "v4.0.5"`);
+  const [major, minor, patch] = v;
+  const from36 = atLeast(v, [3, 6, 0]);
+  const in34 = major === 3 && minor === 4;
+  const in35 = major === 3 && minor === 5;
+  return {
+    runningHook: atLeast(v, [3, 3, 0]),
+    statusArg: from36 || (in35 && patch >= 3) || (in34 && patch >= 17),
+    condExitHook: atLeast(v, [3, 4, 0]),
+    httpSafe: from36 || (in35 && patch >= 11),
+  };
+}
+
+// Per-step exit hooks (`hooks.exit` on DAG tasks) arrived in Argo 3.1.0; nothing older can carry them.
+const OLDEST_ARGO: Version = [3, 1, 0];
+const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Every problem with the options, each naming the option; empty when they are usable. */
+export function optionProblems(o: InjectOptions): string[] {
+  const problems: string[] = [];
+  const url = callbackUrlProblem(o.callbackUrl);
+  if (url) problems.push(`callbackUrl: ${url}`);
+  const v = typeof o.argoVersion === 'string' ? parseArgoVersion(o.argoVersion) : undefined;
+  if (!v) problems.push(`argoVersion: ${JSON.stringify(o.argoVersion)} is not a version such as "3.4.17" or "v4.0.5"`);
+  else if (!atLeast(v, OLDEST_ARGO)) problems.push(`argoVersion: ${o.argoVersion} is too old: per-step exit hooks need Argo 3.1 or later`);
+  if (o.mode !== 'container' && o.mode !== 'http') problems.push(`mode: must be "container" or "http", got ${JSON.stringify(o.mode)}`);
+  else if (o.mode === 'http' && v && !capabilitiesFor(o.argoVersion).httpSafe) {
+    problems.push(`mode: http needs Argo 3.5.11+ or 3.6+ (on older Argo a failed agent pod errors the whole run); argoVersion is ${o.argoVersion}`);
+  }
+  if (typeof o.sizeLimitBytes !== 'number' || !Number.isSafeInteger(o.sizeLimitBytes) || o.sizeLimitBytes <= 0) {
+    problems.push(`sizeLimitBytes: must be a positive whole number of bytes, got ${JSON.stringify(o.sizeLimitBytes)}`);
+  }
+  if (typeof o.image !== 'string' || !/^\S+$/.test(o.image)) problems.push(`image: must be a container image reference, got ${JSON.stringify(o.image)}`);
+  if (!o.hookKey || typeof o.hookKey.kid !== 'string' || !Buffer.isBuffer(o.hookKey.secret) || o.hookKey.secret.length < 16) {
+    problems.push('hookKey: must be a HookKey (see common/hook-token.ts) with a secret of at least 16 bytes');
+  }
+  if (o.namespace !== undefined && (typeof o.namespace !== 'string' || o.namespace.length > 63 || !NAMESPACE_RE.test(o.namespace))) {
+    problems.push(`namespace: ${JSON.stringify(o.namespace)} is not a Kubernetes namespace name`);
+  }
+  return problems;
+}
+
+function callbackUrlProblem(s: unknown): string | undefined {
+  if (typeof s !== 'string') return `must be a URL string, got ${JSON.stringify(s)}`;
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return `${JSON.stringify(s)} is not an absolute URL`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `${JSON.stringify(s)} must use http or https`;
+  // The hook path is ours to append; a base with its own path or query would be silently rewritten.
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') return `${JSON.stringify(s)} must be a base URL (scheme, host, port) without a path, query or fragment`;
+  if (url.username !== '' || url.password !== '') return 'must not carry credentials: hook calls authenticate with a per-run token';
+  return undefined;
+}
+
+/** The URL every hook calls. */
+export function hookUrl(o: Pick<InjectOptions, 'callbackUrl'>): string {
+  const url = new URL(o.callbackUrl);
+  return `${url.protocol}//${url.host}${HOOK_PATH}`;
+}
+
+/** Fills in the defaults and checks the result; throws an Error listing every problem. */
+export function defaultInjectOptions(partial: Partial<InjectOptions> & Pick<InjectOptions, 'hookKey'>): InjectOptions {
+  const opts: InjectOptions = {
+    callbackUrl: partial.callbackUrl ?? DEFAULT_CALLBACK_URL,
+    argoVersion: partial.argoVersion ?? DEFAULT_ARGO_VERSION,
+    mode: partial.mode ?? 'container',
+    sizeLimitBytes: partial.sizeLimitBytes ?? DEFAULT_SIZE_LIMIT_BYTES,
+    hookKey: partial.hookKey,
+    image: partial.image ?? DEFAULT_IMAGE,
+    ...(partial.namespace !== undefined ? { namespace: partial.namespace } : {}),
+  };
+  const problems = optionProblems(opts);
+  if (problems.length > 0) throw new Error(`invalid inject options: ${problems.join('; ')}`);
+  return opts;
+}
