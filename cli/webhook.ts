@@ -1,11 +1,189 @@
-import type { Command } from './io.js';
+import { parseArgs } from 'node:util';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { resolveDataDir } from '../common/data-dir.js';
+import { createLogger } from '../common/logger.js';
+import { SETTING_FLAGS, checkSettings, describeOptions, watchInjectOptions, type InjectOptionsSource } from '../webhook/injector-config.js';
+import { webhookMetrics } from '../webhook/metrics.js';
+import { startWebhookServer } from '../webhook/server.js';
+import { readCertPair } from '../webhook/tls-reload.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
-// Placeholder until the command lands; exits 1 so nothing mistakes it for working.
+const USAGE = `Usage: kfp-notify webhook --port N --tls-cert FILE --tls-key FILE [options]
+
+Runs the mutating admission webhook: POST /mutate (HTTPS), /healthz, /readyz, /metrics.
+Logs are JSON lines on stdout. SIGTERM or SIGINT stops it gracefully.
+
+Required:
+  --port N               port to listen on (0 picks a free one; the log line "webhook listening" says which)
+  --tls-cert FILE        PEM certificate (chain); re-read when the file changes
+  --tls-key FILE         PEM private key; re-read when the file changes
+
+Options:
+  --host H               address to bind (default 0.0.0.0)
+  --config FILE          injector settings (YAML: callbackUrl, argoVersion, mode, sizeLimitBytes, image);
+                         re-read when the file changes
+  --callback-url URL     overrides callbackUrl
+  --argo-version X       overrides argoVersion (the Argo version the cluster runs, e.g. 4.0.5)
+  --mode container|http  overrides mode
+  --size-limit BYTES     overrides sizeLimitBytes
+  --hook-key-file F      hook keys, one per line, the first signs (default: <data dir>/hook-key)
+  --data-dir D           local data dir (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
+  --log-level L          fatal, error, warn, info, debug, trace or silent (default info)
+`;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const OPTIONS = {
+  port: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  host: { type: 'string', default: '0.0.0.0' },
+  config: { type: 'string' },
+  'callback-url': { type: 'string' },
+  'argo-version': { type: 'string' },
+  mode: { type: 'string' },
+  'size-limit': { type: 'string' },
+  'hook-key-file': { type: 'string' },
+  'data-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+interface WebhookFlags {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  host: string;
+  configFile?: string;
+  hookKeyFile?: string;
+  dataDir: string;
+  logLevel: string;
+  settings: ReturnType<typeof checkSettings>;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+/** argv → checked flags, or a UsageError naming the flag. */
+export function parseWebhookFlags(args: string[], env: NodeJS.ProcessEnv): WebhookFlags | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) return 'help';
+  const portText = required(values.port, '--port');
+  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new UsageError(`--port must be a whole number from 0 to 65535, got "${portText}"`);
+  const logLevel = values['log-level'] ?? env.LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  let settings;
+  try {
+    settings = checkSettings(
+      { callbackUrl: values['callback-url'], argoVersion: values['argo-version'], mode: values.mode, sizeLimitBytes: values['size-limit'] },
+      (key) => (key in SETTING_FLAGS ? SETTING_FLAGS[key as keyof typeof SETTING_FLAGS] : undefined) ?? key,
+    );
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  return {
+    port,
+    certFile: required(values['tls-cert'], '--tls-cert'),
+    keyFile: required(values['tls-key'], '--tls-key'),
+    host: values.host,
+    configFile: values.config,
+    hookKeyFile: values['hook-key-file'],
+    dataDir: resolveDataDir(values['data-dir']),
+    logLevel,
+    settings,
+  };
+}
+
+/** The first SIGTERM or SIGINT; `cancel` unhooks both (startup failed). */
+function stopSignal(): { received: Promise<NodeJS.Signals>; cancel: () => void } {
+  let on: (sig: NodeJS.Signals) => void = () => undefined;
+  const cancel = (): void => {
+    process.off('SIGTERM', on);
+    process.off('SIGINT', on);
+  };
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    on = (sig) => {
+      cancel();
+      resolve(sig);
+    };
+  });
+  process.on('SIGTERM', on);
+  process.on('SIGINT', on);
+  return { received, cancel };
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  const fail = (message: string, code: number): number => {
+    io.stderr.write(`kfp-notify webhook: ${message}\n`);
+    return code;
+  };
+  let flags: WebhookFlags;
+  let options: InjectOptionsSource;
+  try {
+    const parsed = parseWebhookFlags(args, io.env);
+    if (parsed === 'help') {
+      io.stdout.write(USAGE);
+      return EXIT_OK;
+    }
+    flags = parsed;
+    // Bad certificate files are bad input (exit 2), found before anything listens.
+    readCertPair(flags.certFile, flags.keyFile);
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err), EXIT_USAGE);
+  }
+
+  const logger = createLogger({ level: flags.logLevel, name: 'kfp-notify-webhook', destination: io.stdout });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'kfp_notify_' });
+  const metrics = webhookMetrics(registry);
+  try {
+    options = watchInjectOptions(
+      { configFile: flags.configFile, flags: flags.settings, hookKeyFile: flags.hookKeyFile, dataDir: flags.dataDir },
+      { logger, onResult: (result) => metrics.configReloads.inc({ result }) },
+    );
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err), EXIT_USAGE);
+  }
+
+  // Hooked before listening: a signal that arrives as soon as the port opens still stops us cleanly.
+  const stop = stopSignal();
+  let server;
+  try {
+    server = await startWebhookServer({
+      host: flags.host,
+      port: flags.port,
+      certFile: flags.certFile,
+      keyFile: flags.keyFile,
+      logger,
+      registry,
+      getInjectOptions: options.get,
+    });
+  } catch (err) {
+    stop.cancel();
+    options.close();
+    logger.error({ err: err instanceof Error ? err.message : String(err) }, 'webhook failed to start');
+    return fail(err instanceof Error ? err.message : String(err), EXIT_FAILURE);
+  }
+  logger.info({ settings: describeOptions(options.get()), configFile: flags.configFile }, 'injector settings loaded');
+
+  const signal = await stop.received;
+  logger.info({ signal }, 'stopping webhook');
+  options.close();
+  await server.close();
+  logger.info('webhook stopped');
+  return EXIT_OK;
+}
+
 export const command: Command = {
   name: 'webhook',
-  summary: '',
-  run: async (_args, io) => {
-    io.stderr.write('kfp-notify webhook: not built yet\n');
-    return 1;
-  },
+  summary: 'run the mutating admission webhook (HTTPS)',
+  run,
 };
