@@ -182,6 +182,20 @@ describe('POST /mutate (app, no TLS)', () => {
     expect(h.logs.find((l) => l.msg === 'admitted without hooks (failed open)')).toMatchObject({ cause: 'timeout', budgetMs: 50 });
   });
 
+  it('drops the patch of a synchronous injector that finishes past the time budget', async () => {
+    const busy: Injector = (input) => {
+      const until = Date.now() + 80;
+      while (Date.now() < until) {
+        // a synchronous injector cannot be raced: it only returns when done
+      }
+      return { outcome: 'injected', workflow: input, patch: [{ op: 'add', path: '/metadata/annotations', value: {} }] } satisfies InjectResult;
+    };
+    const h = await harness({ inject: busy, timeBudgetMs: 20 });
+    const res = await request(h.app.server).post('/mutate').send(reviewFor(admittedWorkflow('kfp-v1-compiler/coin.yaml'), { uid: 'uid-busy' })).expect(200);
+    expect(res.body.response).toEqual({ uid: 'uid-busy', allowed: true, warnings: ['kfp-notify: hooks not injected: injection took longer than 20 ms'] });
+    expect(await metric(h.registry, 'kfp_notify_admission_failed_open_total', { cause: 'timeout' })).toBe(1);
+  });
+
   it('fails open when the injector returns something that is not a result', async () => {
     const h = await harness({ inject: () => ({ outcome: 'injected', workflow: {} }) as unknown as InjectResult });
     const res = await request(h.app.server).post('/mutate').send(reviewFor(admittedWorkflow('kfp-v1-compiler/coin.yaml'))).expect(200);
