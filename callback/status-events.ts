@@ -1,0 +1,215 @@
+import { kfpFlavour, kfpSteps, isStepTemplate, stepDisplayName, type KfpStep } from '../webhook/inject/kfp-steps.js';
+import { pipelineNameOf, runIdOf, runNameOf } from '../webhook/inject/kfp-meta.js';
+import { isRecord, str, type Workflow } from '../webhook/inject/workflow-types.js';
+import { buildEvent, type EventFact } from './event-id.js';
+import { failureSummary, type WorkflowFailure } from './messages.js';
+import type { EventType, KfpEvent } from './types.js';
+
+/**
+ * Workflow status → every fact a fully hooked run would have reported by now. Pure.
+ *
+ * The status watcher feeds each Workflow it sees through this and ingests what the hooks did not
+ * deliver: a run terminated by KFP (`spec.activeDeadlineSeconds: 0`) or by `argo terminate`
+ * (`spec.shutdown`), a callback that was down during the run, an Argo without running hooks, a
+ * Workflow the webhook never saw. Steps are found and named through the injector's own kfpSteps, and
+ * events are built by the same buildEvent as the hook path, so a fact reported both ways has one
+ * EventId and the store keeps one.
+ */
+
+export interface StatusEventOptions {
+  /** RFC 3339 time for a fact whose Workflow records no time of its own. */
+  now: string;
+}
+
+/** The parts of an Argo node status (`status.nodes[id]`) read here. */
+interface ArgoNode {
+  id: string;
+  name: string;
+  displayName: string;
+  type: string;
+  templateName: string;
+  phase: string;
+  message: string;
+  boundaryID: string;
+  children: string[];
+  startedAt: string;
+  finishedAt: string;
+}
+
+const FINISHED = new Set(['Succeeded', 'Failed', 'Error']);
+const NODE_EVENT: Record<string, EventType> = {
+  Succeeded: 'WorkflowNodeSucceeded',
+  Failed: 'WorkflowNodeFailed',
+  Error: 'WorkflowNodeFailed',
+};
+/** Template names the injector adds; their nodes are our own hooks, never steps. */
+const OUR_TEMPLATE_PREFIX = 'kfp-notify-';
+
+function text(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+function toNode(id: string, v: unknown): ArgoNode | undefined {
+  if (!isRecord(v)) return undefined;
+  const children = Array.isArray(v.children) ? v.children.filter((c): c is string => typeof c === 'string') : [];
+  return {
+    id: text(v.id) || id,
+    name: text(v.name),
+    displayName: text(v.displayName),
+    type: text(v.type),
+    templateName: text(v.templateName),
+    phase: text(v.phase),
+    message: text(v.message),
+    boundaryID: text(v.boundaryID),
+    children,
+    startedAt: text(v.startedAt),
+    finishedAt: text(v.finishedAt),
+  };
+}
+
+/** `status.nodes` as a list, skipping entries that are not node objects. */
+function argoNodes(wf: unknown): ArgoNode[] {
+  const status = isRecord(wf) && isRecord(wf.status) ? wf.status : {};
+  const nodes = isRecord(status.nodes) ? status.nodes : {};
+  return Object.entries(nodes).flatMap(([id, v]) => {
+    const n = toNode(id, v);
+    return n ? [n] : [];
+  });
+}
+
+function statusOf(wf: Record<string, unknown>): Record<string, unknown> {
+  return isRecord(wf.status) ? wf.status : {};
+}
+
+/** True once Argo has put the Workflow in a final phase (Succeeded, Failed or Error). */
+export function isFinished(wf: unknown): boolean {
+  return isRecord(wf) && FINISHED.has(text(statusOf(wf).phase));
+}
+
+/** KFP's Terminate sets `activeDeadlineSeconds: 0`; `argo terminate` / `argo stop` set `spec.shutdown`. */
+export function isTerminated(wf: unknown): boolean {
+  if (!isRecord(wf) || !isRecord(wf.spec)) return false;
+  const deadline = wf.spec.activeDeadlineSeconds;
+  return deadline === 0 || deadline === '0' || text(wf.spec.shutdown) !== '';
+}
+
+/** `task(0:a)` → `task`: the loop suffix Argo appends to expanded DAG tasks (task names have no `(`). */
+function taskNameOf(displayName: string): string {
+  const i = displayName.indexOf('(');
+  return i < 0 ? displayName : displayName.slice(0, i);
+}
+
+/** What Argo's `{{workflow.failures}}` would list, so the watcher words a failure as the exit hook does. */
+function failuresOf(nodes: readonly ArgoNode[]): WorkflowFailure[] {
+  return nodes
+    .filter((n) => n.phase === 'Failed' || n.phase === 'Error')
+    .map((n) => ({ displayName: n.displayName, message: n.message, templateName: n.templateName, phase: n.phase, podName: '', finishedAt: n.finishedAt }));
+}
+
+/**
+ * A Workflow the webhook never saw runs a KFP v1 exit op as the node `<wf>.onExit` itself (injected,
+ * that node is our wrapper and the op runs as its `user-exit` task). It is a step all the same.
+ */
+function unwrappedExitStep(n: ArgoNode, wf: Workflow, workflowName: string): KfpStep | undefined {
+  const onExit = str(wf.spec?.onExit);
+  if (!onExit || n.name !== `${workflowName}.onExit` || n.templateName !== onExit || !isStepTemplate(wf, onExit)) return undefined;
+  const displayName = stepDisplayName(wf, kfpFlavour(wf), { dagTemplate: '', task: { name: onExit, template: onExit }, siblings: [] });
+  return { dagTemplate: '', taskName: onExit, template: onExit, displayName };
+}
+
+function isOwnHookNode(n: ArgoNode, wf: Workflow, workflowName: string): boolean {
+  if (n.templateName.startsWith(OUR_TEMPLATE_PREFIX) || n.name.startsWith(`${workflowName}.hooks.`)) return true;
+  return /\.onExit(\(\d+\))?$/.test(n.name) && !unwrappedExitStep(n, wf, workflowName);
+}
+
+/**
+ * The KFP step a node runs, if it is one: its template is a step template, its display name is the
+ * step's task name (plus a loop suffix), and it is not a try under a Retry node (the hook reports the
+ * Retry node itself, after the last try), nor a TaskGroup (the hook runs per expanded iteration).
+ * When one task name appears in several DAGs, the node's boundary (its enclosing DAG node) decides.
+ */
+function stepOf(n: ArgoNode, byId: Map<string, ArgoNode>, retryTries: Set<string>, steps: readonly KfpStep[], wf: Workflow): KfpStep | undefined {
+  if (n.type === 'TaskGroup' || n.type === 'StepGroup' || retryTries.has(n.id)) return undefined;
+  const exitStep = unwrappedExitStep(n, wf, str(wf.metadata?.name) ?? '');
+  if (exitStep) return exitStep;
+  if (!n.templateName || !isStepTemplate(wf, n.templateName)) return undefined;
+  const task = taskNameOf(n.displayName);
+  const candidates = steps.filter((s) => s.taskName === task && s.template === n.templateName);
+  if (candidates.length <= 1) return candidates[0];
+  const boundary = byId.get(n.boundaryID)?.templateName;
+  return candidates.find((s) => s.dagTemplate === boundary) ?? candidates[0];
+}
+
+/** The facts in a Workflow's status, in the order they happened; [] for anything that is not a KFP Workflow. */
+export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): KfpEvent[] {
+  if (!isRecord(input) || !isRecord(input.metadata)) return [];
+  const wf = input as Workflow & Record<string, unknown>;
+  const meta = wf.metadata ?? {};
+  const kfpRunId = runIdOf(wf);
+  const workflowName = str(meta.name);
+  if (!kfpRunId || !workflowName) return [];
+
+  const status = statusOf(wf);
+  const phase = text(status.phase);
+  const nodes = argoNodes(wf);
+  const base: Omit<EventFact, 'eventType' | 'argoNodeName' | 'nodeDisplayName' | 'phase' | 'message' | 'time'> = {
+    kfpRunId,
+    workflowName,
+    namespace: text(meta.namespace),
+    pipelineName: pipelineNameOf(wf),
+    runName: runNameOf(wf),
+    workflowUid: text(meta.uid),
+    source: 'watcher',
+  };
+  const workflowFact = (eventType: EventType, factPhase: string, time: string, message?: string): EventFact => ({
+    ...base,
+    eventType,
+    argoNodeName: '',
+    nodeDisplayName: '',
+    phase: factPhase,
+    message,
+    time: time || opts.now,
+  });
+
+  const events: KfpEvent[] = [];
+  // The running hook fires once the entry node exists (Argo's workflow.status comes from it).
+  const root = nodes.find((n) => n.name === workflowName);
+  if (root && (phase === 'Running' || FINISHED.has(phase))) {
+    events.push(buildEvent(workflowFact('WorkflowRunning', 'Running', text(status.startedAt) || root.startedAt)));
+  }
+
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const retryTries = new Set(nodes.filter((n) => n.type === 'Retry').flatMap((n) => n.children));
+  const steps = kfpSteps(wf);
+  const ownNodes = nodes.filter((n) => !isOwnHookNode(n, wf, workflowName));
+  const nodeEvents = ownNodes
+    .filter((n) => NODE_EVENT[n.phase] !== undefined)
+    .flatMap((n) => {
+      const step = stepOf(n, byId, retryTries, steps, wf);
+      if (!step) return [];
+      const fact: EventFact = {
+        ...base,
+        eventType: NODE_EVENT[n.phase] as EventType,
+        argoNodeName: n.name,
+        nodeDisplayName: step.displayName || step.taskName,
+        phase: n.phase,
+        // As the hook path words it: a step's own message only when it did not succeed.
+        message: n.phase === 'Succeeded' ? undefined : n.message || undefined,
+        time: n.finishedAt || text(status.finishedAt) || opts.now,
+      };
+      return [{ at: fact.time as string, event: buildEvent(fact) }];
+    })
+    .sort((a, b) => a.at.localeCompare(b.at) || a.event.ArgoNodeName.localeCompare(b.event.ArgoNodeName))
+    .map((x) => x.event);
+  events.push(...nodeEvents);
+
+  if (FINISHED.has(phase)) {
+    const time = text(status.finishedAt);
+    if (phase === 'Succeeded') events.push(buildEvent(workflowFact('WorkflowSucceeded', phase, time)));
+    else {
+      const message = failureSummary(failuresOf(ownNodes)) || text(status.message) || undefined;
+      events.push(buildEvent(workflowFact('WorkflowFailed', isTerminated(wf) ? 'Terminated' : phase, time, message)));
+    }
+  }
+  return events;
+}
