@@ -1,11 +1,239 @@
-import type { Command } from './io.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { resolveDataDir } from '../common/data-dir.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { retryScaleFromEnv } from '../callback/retry.js';
+import { adminTokenPath, startCallback, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
+import { durationMs } from '../callback/subscribers/duration.js';
+import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
-// Placeholder until the command lands; exits 1 so nothing mistakes it for working.
+const USAGE = `Usage: kfp-notify callback [options]
+
+Runs the callback service: accepts hook calls on POST /v1/hooks, stores them durably (SQLite in the
+data dir) and delivers them to subscribers, with retries and a dead-letter list.
+
+Options:
+  --port N                     listen port (default 8080; 0 picks a free one)
+  --host H                     listen address (default 127.0.0.1; 0.0.0.0 in a pod)
+  --data-dir D                 state: callback.db, hook-key, admin-token (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
+  --subscribers FILE           subscribers as ConfigMap data (YAML/JSON), watched; default: one "log" subscriber
+  --secrets FILE               signing secrets for --subscribers: { "<secret>": { "<key>": "<value>" } }
+  --hook-key-file F            hook token keys (default <data dir>/hook-key, created on first run)
+  --admin-token-file F         admin API token (default <data dir>/admin-token, created on first run)
+  --retry-scale X              multiply every retry delay by X (tests/demos; default 1 or $KFP_NOTIFY_RETRY_SCALE)
+  --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
+                               without it the cluster is used in a pod, or when --subscribers-configmap is given
+  --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
+  --subscribers-configmap NAME read subscribers from this ConfigMap (watched) instead of a file
+  --namespace NS               namespace of that ConfigMap (default $POD_NAMESPACE, the pod's, or the kubeconfig context's)
+  --log-level L                trace, debug, info, warn, error (default info)
+  -h, --help                   show this help
+`;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export interface CallbackFlags {
+  port: number;
+  host: string;
+  dataDir: string;
+  subscribersFile?: string;
+  secretsFile?: string;
+  hookKeyFile?: string;
+  adminTokenFile?: string;
+  retryScale: number;
+  cluster: boolean;
+  watchGraceMs: number;
+  configMap?: string;
+  namespace?: string;
+  logLevel: string;
+}
+
+function parseFlags(args: string[], env: NodeJS.ProcessEnv): CallbackFlags | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string', default: '8080' },
+        host: { type: 'string', default: '127.0.0.1' },
+        'data-dir': { type: 'string' },
+        subscribers: { type: 'string' },
+        secrets: { type: 'string' },
+        'hook-key-file': { type: 'string' },
+        'admin-token-file': { type: 'string' },
+        'retry-scale': { type: 'string' },
+        'no-cluster': { type: 'boolean', default: false },
+        'watch-grace': { type: 'string', default: '60s' },
+        'subscribers-configmap': { type: 'string' },
+        namespace: { type: 'string' },
+        'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const port = Number(v.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535 (got ${v.port})`);
+  let retryScale: number;
+  if (v['retry-scale'] !== undefined) {
+    retryScale = Number(v['retry-scale']);
+    if (!Number.isFinite(retryScale) || retryScale <= 0) throw new UsageError(`--retry-scale must be a positive number (got ${v['retry-scale']})`);
+  } else {
+    try {
+      retryScale = retryScaleFromEnv(env);
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
+  }
+  const watchGraceMs = durationMs(v['watch-grace'], 1000);
+  if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
+  if (!LOG_LEVELS.includes(v['log-level'])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
+  if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
+  if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
+    throw new UsageError('--subscribers-configmap and --namespace need the cluster; drop --no-cluster');
+  }
+  return {
+    port,
+    host: v.host,
+    dataDir: resolveDataDir(v['data-dir'] ?? env.KFP_NOTIFY_DATA_DIR),
+    ...(v.subscribers ? { subscribersFile: v.subscribers } : {}),
+    ...(v.secrets ? { secretsFile: v.secrets } : {}),
+    ...(v['hook-key-file'] ? { hookKeyFile: v['hook-key-file'] } : {}),
+    ...(v['admin-token-file'] ? { adminTokenFile: v['admin-token-file'] } : {}),
+    retryScale,
+    // The cluster is used when asked for (a ConfigMap) or when running in a pod, never by accident
+    // from a developer's kubeconfig.
+    cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
+    watchGraceMs,
+    ...(v['subscribers-configmap'] ? { configMap: v['subscribers-configmap'] } : {}),
+    ...(v.namespace ? { namespace: v.namespace } : {}),
+    logLevel: v['log-level'],
+  };
+}
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The pod's namespace: --namespace, $POD_NAMESPACE, the service account's, the kubeconfig context's, else default. */
+function ownNamespace(flags: CallbackFlags, env: NodeJS.ProcessEnv, kc: KubeConfig): string {
+  if (flags.namespace) return flags.namespace;
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  if (existsSync(SERVICE_ACCOUNT_NAMESPACE)) return readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim();
+  return kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+}
+
+/**
+ * Enrichment, the status watcher and (with --subscribers-configmap) ConfigMap subscribers, loaded
+ * lazily: a run without the cluster never pays for the Kubernetes client.
+ */
+async function connectCluster(flags: CallbackFlags, env: NodeJS.ProcessEnv, log: Logger, registry: Registry): Promise<ClusterServices | undefined> {
+  const { loadKubeConfig, startClusterServices } = await import('../callback/cluster/index.js');
+  const kubeConfig = loadKubeConfig({ env });
+  if (!kubeConfig) {
+    if (flags.configMap) throw new Error('--subscribers-configmap needs a Kubernetes API: none found ($KUBECONFIG, ~/.kube/config, in-cluster)');
+    log.warn('no Kubernetes configuration found: running without enrichment and status watcher');
+    return undefined;
+  }
+  const namespace = ownNamespace(flags, env, kubeConfig);
+  log.info({ namespace, configMap: flags.configMap, watchGraceMs: flags.watchGraceMs }, 'connecting to the cluster');
+  return startClusterServices({
+    kubeConfig,
+    log,
+    registry,
+    watchGraceMs: flags.watchGraceMs,
+    // Retry schedules are scaled once, by the worker (--retry-scale), whatever the subscribers' source.
+    ...(flags.configMap ? { subscribers: { namespace, configMapName: flags.configMap } } : {}),
+  });
+}
+
+/** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const onSignal = (sig: string) => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      process.once('SIGINT', () => process.exit(EXIT_FAILURE));
+      process.once('SIGTERM', () => process.exit(EXIT_FAILURE));
+      resolve(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let flags: CallbackFlags | 'help';
+  try {
+    flags = parseFlags(args, io.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`kfp-notify callback: ${err.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (flags === 'help') {
+    io.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  const log = createLogger({ level: flags.logLevel, destination: io.stdout });
+
+  const registry = new Registry();
+  let cluster: ClusterServices | undefined;
+  if (flags.cluster) {
+    try {
+      cluster = await connectCluster(flags, io.env, log, registry);
+    } catch (err) {
+      io.stderr.write(`kfp-notify callback: ${err instanceof Error ? err.message : String(err)}\n`);
+      return EXIT_FAILURE;
+    }
+  }
+
+  let subscribers: SubscriberSource | undefined;
+  if (flags.subscribersFile) {
+    try {
+      subscribers = await watchSubscriberFiles({ file: flags.subscribersFile, ...(flags.secretsFile ? { secretsFile: flags.secretsFile } : {}), log });
+    } catch (err) {
+      const msg = err instanceof SubscriberConfigError ? err.errors.map((e) => `  ${e}`).join('\n') : `  ${err instanceof Error ? err.message : String(err)}`;
+      io.stderr.write(`kfp-notify callback: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
+      return EXIT_USAGE;
+    }
+  }
+
+  let runtime;
+  try {
+    runtime = await startCallback({
+      dataDir: flags.dataDir,
+      log,
+      listen: { host: flags.host, port: flags.port },
+      ...(subscribers ? { subscribers } : {}),
+      ...(cluster ? { cluster } : {}),
+      registry,
+      ...(flags.hookKeyFile ? { hookKeyFile: flags.hookKeyFile } : {}),
+      ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
+      retryScale: flags.retryScale,
+    });
+  } catch (err) {
+    await subscribers?.close();
+    await cluster?.close?.();
+    io.stderr.write(`kfp-notify callback: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+  log.info({ url: runtime.url, adminTokenFile: flags.adminTokenFile ?? adminTokenPath(flags.dataDir) }, 'callback listening');
+  const signal = await untilSignal();
+  log.info({ signal }, 'shutting down');
+  await runtime.close();
+  return EXIT_OK;
+}
+
 export const command: Command = {
   name: 'callback',
-  summary: '',
-  run: async (_args, io) => {
-    io.stderr.write('kfp-notify callback: not built yet\n');
-    return 1;
-  },
+  summary: 'run the callback service alone',
+  run,
 };

@@ -1,0 +1,282 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import { HOOK_PATH, hookedNodeName } from '../common/hook-contract.js';
+import { bearerToken, verifyHookToken, type HookKey } from '../common/hook-token.js';
+import type { Logger } from '../common/logger.js';
+import { registerOpsRoutes, type ReadinessCheck } from '../common/ops-routes.js';
+import type { Ingest } from './ingest.js';
+import type { CallbackMetrics } from './metrics.js';
+import { isUnresolved, needsWorkflowLookup, normalizeHookCall } from './normalize.js';
+import { StoreUnavailableError, type DeadLetter, type DeliveryStore, type DisabledState, type ReplaySelector } from './store/types.js';
+import type { Subscriber, WorkflowSnapshot } from './types.js';
+
+/**
+ * The callback's HTTP surface, built from its dependencies; it never listens (runtime.ts does).
+ *
+ * - POST /v1/hooks: authenticate (hook token) → normalize (after fetching the Workflow when that
+ *   helps and an enricher exists) → ingest (durable) → 202 { eventIds, duplicates }.
+ * - Admin (Bearer admin token): dead letters list/replay, subscribers list, re-enable.
+ * - /healthz, /readyz, /metrics.
+ * Every refusal is a 4xx with `{ error: <reason> }`; a store failure is a 503 so the hook retries.
+ */
+
+export interface AppDeps {
+  log: Logger;
+  hookKeys: readonly HookKey[];
+  adminToken: string;
+  ingest: Ingest;
+  store: DeliveryStore;
+  subscribers: () => readonly Subscriber[];
+  /** Wake the worker for these subscribers (all when omitted): after a replay or a re-enable. */
+  notify: (subscribers?: Iterable<string>) => void;
+  enrich?: (namespace: string, workflowName: string, hint?: EnrichHint) => Promise<WorkflowSnapshot | undefined>;
+  registry: Registry;
+  metrics?: CallbackMetrics;
+  readiness?: readonly ReadinessCheck[];
+  now?: () => Date;
+  /** Largest request body, bytes (default 1 MiB). */
+  bodyLimit?: number;
+}
+
+/** What the call is about to read from the Workflow, so a cached snapshot that cannot answer it is refetched. */
+export interface EnrichHint {
+  uid?: string;
+  nodeName?: string;
+}
+
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
+const FORM = 'application/x-www-form-urlencoded';
+
+/** An HTTP refusal with a reason, mapped to `{ error }` by the one error handler. */
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function parseForm(body: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(body)) {
+    if (Object.hasOwn(fields, k)) throw new HttpError(400, `field ${k} appears more than once`);
+    fields[k] = v;
+  }
+  return fields;
+}
+
+function asObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, `body must be a JSON object or ${FORM} fields`);
+  }
+  return body as Record<string, unknown>;
+}
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function sameSecret(a: string, b: string): boolean {
+  // Hash first: timingSafeEqual needs equal lengths, and the length must not leak either.
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+function deadLetterView(d: DeadLetter) {
+  return {
+    id: d.id,
+    subscriber: d.subscriber,
+    eventId: d.eventId,
+    attempts: d.attempts,
+    lastStatus: d.lastStatus ?? null,
+    lastError: d.lastError ?? null,
+    deadAt: new Date(d.deadAt).toISOString(),
+    event: d.event,
+  };
+}
+
+function disabledView(state: DisabledState | undefined) {
+  return state ? { since: new Date(state.since).toISOString(), reason: state.reason } : null;
+}
+
+/** Where a subscriber sends, without anything that may be a secret (path tokens, query, userinfo). */
+function endpointOf(sub: Subscriber): string | null {
+  if (!sub.url) return null;
+  try {
+    return new URL(sub.url).origin;
+  } catch {
+    return null;
+  }
+}
+
+function parseReplay(body: unknown): ReplaySelector {
+  const b = asObject(body ?? {});
+  const given = (['ids', 'subscriber', 'all'] as const).filter((k) => b[k] !== undefined);
+  if (given.length !== 1) throw new HttpError(400, 'give exactly one of: ids (a list of dead-letter ids), subscriber (a name), all (true)');
+  if (b.ids !== undefined) {
+    const ids = b.ids;
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => Number.isSafeInteger(i) && (i as number) > 0)) {
+      throw new HttpError(400, 'ids must be a non-empty list of positive integers');
+    }
+    return { ids: ids as number[] };
+  }
+  if (b.subscriber !== undefined) {
+    if (typeof b.subscriber !== 'string' || b.subscriber === '') throw new HttpError(400, 'subscriber must be a non-empty string');
+    return { subscriber: b.subscriber };
+  }
+  if (b.all !== true) throw new HttpError(400, 'all must be true');
+  return { all: true };
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { log, store, metrics } = deps;
+  const now = deps.now ?? (() => new Date());
+  const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+  });
+
+  // Hook calls are form fields or JSON; anything else is a 415, not a string to guess at.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+    try {
+      done(null, parseForm(typeof body === 'string' ? body : body.toString('utf8')));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof StoreUnavailableError) {
+      log.error({ err, url: req.url }, 'store unavailable; answered 503');
+      return reply.code(503).header('retry-after', '1').send({ error: err.message });
+    }
+    const status = (err as { statusCode?: unknown }).statusCode;
+    const message = err instanceof Error ? err.message : String(err);
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      const code = (err as { code?: unknown }).code;
+      const reason =
+        code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? `unsupported content type ${JSON.stringify(req.headers['content-type'] ?? '')}; send ${FORM} or application/json`
+          : code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+            ? `body larger than ${bodyLimit} bytes`
+            : message;
+      return reply.code(status).send({ error: reason });
+    }
+    log.error({ err, url: req.url }, 'request failed');
+    return reply.code(500).send({ error: 'internal error' });
+  });
+
+  app.post(
+    HOOK_PATH,
+    {
+      onResponse: (_req, reply, done) => {
+        metrics?.hookCalls.inc({ code: String(reply.statusCode) });
+        done();
+      },
+    },
+    async (req, reply) => {
+      const fields = asObject(req.body);
+      const verdict = verifyHookToken(deps.hookKeys, bearerToken(req.headers.authorization), {
+        namespace: text(fields.namespace),
+        kfpRunId: text(fields.kfpRunId),
+      });
+      if (!verdict.ok) {
+        log.warn({ status: verdict.status, reason: verdict.reason, namespace: text(fields.namespace), kfpRunId: text(fields.kfpRunId) }, 'hook call refused');
+        return reply.code(verdict.status).send({ error: verdict.reason });
+      }
+      let workflow: WorkflowSnapshot | undefined;
+      if (deps.enrich && needsWorkflowLookup(fields)) {
+        // Best effort: without the Workflow the call still yields an event when its fields suffice.
+        const uid = text(fields.workflowUid);
+        const nodeName = hookedNodeName(text(fields.hookNodeName));
+        const hint = { ...(uid && !isUnresolved(uid) ? { uid } : {}), ...(nodeName ? { nodeName } : {}) };
+        workflow = await deps.enrich(text(fields.namespace), text(fields.workflowName), hint).catch((err: unknown) => {
+          log.warn({ err, namespace: text(fields.namespace), workflowName: text(fields.workflowName) }, 'workflow lookup failed');
+          return undefined;
+        });
+      }
+      const normalized = normalizeHookCall(fields, { receivedAt: now(), ...(workflow ? { workflow } : {}) });
+      if (!normalized.ok) {
+        log.warn({ status: normalized.status, reason: normalized.reason, kfpRunId: text(fields.kfpRunId), event: text(fields.event) }, 'hook call refused');
+        return reply.code(normalized.status).send({ error: normalized.reason });
+      }
+      const result = await deps.ingest(normalized.events);
+      return reply.code(202).send(result);
+    },
+  );
+
+  app.register(async (admin) => {
+    admin.addHook('onRequest', async (req, reply) => {
+      const token = bearerToken(req.headers.authorization);
+      if (!token) return reply.code(401).send({ error: 'missing bearer token (the admin token)' });
+      if (!sameSecret(token, deps.adminToken)) return reply.code(403).send({ error: 'wrong admin token' });
+    });
+
+    admin.get('/v1/dead-letters', async (req) => {
+      const q = req.query as Record<string, unknown>;
+      const limit = q.limit === undefined ? 1000 : Number(q.limit);
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100_000) throw new HttpError(400, 'limit must be an integer from 1 to 100000');
+      const subscriber = typeof q.subscriber === 'string' && q.subscriber !== '' ? q.subscriber : undefined;
+      const rows = await store.listDeadLetters({ ...(subscriber ? { subscriber } : {}), limit });
+      return { deadLetters: rows.map(deadLetterView) };
+    });
+
+    admin.post('/v1/dead-letters/replay', async (req) => {
+      const selector = parseReplay(req.body);
+      const ids = await store.replayDeadLetters(selector, now().getTime());
+      if (ids.length > 0) deps.notify();
+      log.info({ selector, replayed: ids.length }, 'dead letters replayed');
+      return { replayed: ids.length, ids };
+    });
+
+    admin.get('/v1/subscribers', async () => {
+      const [disabled, depth] = await Promise.all([store.disabledSubscribers(), store.queueDepth()]);
+      const configured = deps.subscribers();
+      const names = new Set(configured.map((s) => s.name));
+      const views = configured.map((s) => ({
+        name: s.name,
+        type: s.type,
+        endpoint: endpointOf(s),
+        format: s.format,
+        eventTypes: s.eventTypes ?? [],
+        namespaces: s.namespaces ?? [],
+        pipelines: s.pipelines ?? [],
+        signed: (s.signingKeys?.length ?? 0) > 0,
+        timeoutMs: s.timeoutMs,
+        maxConcurrency: s.maxConcurrency,
+        retrySchedule: s.retry.schedule,
+        configured: true,
+        disabled: disabledView(disabled[s.name]),
+        queueDepth: depth[s.name] ?? 0,
+      }));
+      // Disabled (or still queued for) but no longer in the config: shown so they can be cleaned up.
+      const orphans = [...new Set([...Object.keys(disabled), ...Object.keys(depth)])]
+        .filter((n) => !names.has(n))
+        .map((n) => ({
+          name: n,
+          configured: false,
+          disabled: disabledView(disabled[n]),
+          queueDepth: depth[n] ?? 0,
+        }));
+      return { subscribers: [...views, ...orphans] };
+    });
+
+    admin.post('/v1/subscribers/:name/enable', async (req, reply) => {
+      const { name } = req.params as { name: string };
+      const was = await store.enable(name);
+      if (!was && !deps.subscribers().some((s) => s.name === name)) {
+        return reply.code(404).send({ error: `no subscriber named ${JSON.stringify(name)}` });
+      }
+      if (was) {
+        log.info({ subscriber: name }, 'subscriber re-enabled');
+        deps.notify([name]);
+      }
+      return { name, enabled: true, wasDisabled: was };
+    });
+  });
+
+  registerOpsRoutes(app, deps.registry, deps.readiness ?? []);
+  return app;
+}

@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { ensureDataDir, loadHookKeys } from '../common/data-dir.js';
+import type { HookKey } from '../common/hook-token.js';
+import type { Logger } from '../common/logger.js';
+import { buildApp, type EnrichHint } from './app.js';
+import { createIngest, type Ingest } from './ingest.js';
+import { callbackMetrics } from './metrics.js';
+import { standardPolicy } from './retry.js';
+import { createSender } from './sender.js';
+import { openMemoryStore } from './store/memory.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { DeliveryStore } from './store/types.js';
+import type { Subscriber, WorkflowSnapshot } from './types.js';
+import { startWorker, type Worker } from './worker.js';
+
+/**
+ * Wires one whole callback process: data dir, hook keys, admin token, store, subscribers, worker,
+ * HTTP app, optional cluster services. `kfp-notify callback` calls it; so can `serve` and tests.
+ * It owns shutdown order: stop the watcher, stop taking hook calls (in-flight ones finish their
+ * commit), let in-flight sends finish (bounded), release what is left, close the database.
+ */
+
+/** Where subscribers come from: a watched file, a watched ConfigMap, or a fixed list. */
+export interface SubscriberSource {
+  current(): readonly Subscriber[];
+  onChange(listener: (subscribers: readonly Subscriber[]) => void): () => void;
+  close(): void | Promise<void>;
+}
+
+/**
+ * The seam to callback/cluster: everything optional, so the callback runs with none of it.
+ * - enrich: fetch a Workflow when a hook call lacks a fact (node phase, failure message);
+ * - subscribers: the ConfigMap (+ Secret) watch;
+ * - watch: start the status watcher, which reports through ingest (deduplicated by EventId).
+ */
+export interface ClusterServices {
+  enrich?: (namespace: string, workflowName: string, hint?: EnrichHint) => Promise<WorkflowSnapshot | undefined>;
+  subscribers?: SubscriberSource;
+  watch?: (ingest: Ingest) => { stop(): Promise<void>; ready?(): boolean };
+  close?: () => void | Promise<void>;
+}
+
+export interface CallbackOptions {
+  dataDir: string;
+  log: Logger;
+  /** Listen here; without it the app is built but not listening (the caller mounts or injects). */
+  listen?: { host: string; port: number };
+  /** Default: the cluster's subscribers if any, else one `log` subscriber. */
+  subscribers?: SubscriberSource;
+  cluster?: ClusterServices;
+  hookKeyFile?: string;
+  adminTokenFile?: string;
+  /** 'memory' keeps nothing across restarts (tests, throwaway demos). */
+  store?: 'sqlite' | 'memory';
+  retryScale?: number;
+  registry?: Registry;
+  /** Bound on waiting for in-flight sends at shutdown (default 10 s). */
+  shutdownGraceMs?: number;
+  /** Delivered work and its events are forgotten after this long (default 30 days). */
+  retentionMs?: number;
+  /** Largest SQLite file, bytes; past it hook calls get 503 instead of filling the volume. */
+  maxStoreBytes?: number;
+}
+
+export interface CallbackRuntime {
+  app: FastifyInstance;
+  store: DeliveryStore;
+  worker: Worker;
+  ingest: Ingest;
+  registry: Registry;
+  /** The base URL when listening, e.g. http://127.0.0.1:8080. */
+  url?: string;
+  close(): Promise<void>;
+}
+
+export const DB_FILE = 'callback.db';
+export const ADMIN_TOKEN_FILE = 'admin-token';
+const DAY_MS = 24 * 60 * 60 * 1000;
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+
+/** The subscriber a new user gets: every event as one log line, so hook calls are visible at once. */
+export function logSubscriber(): Subscriber {
+  return { name: 'log', type: 'log', format: 'json', headers: {}, timeoutMs: 1000, maxConcurrency: 1, retry: standardPolicy() };
+}
+
+export function fixedSubscribers(list: readonly Subscriber[]): SubscriberSource {
+  return { current: () => list, onChange: () => () => {}, close: () => {} };
+}
+
+export function adminTokenPath(dataDir: string): string {
+  return join(dataDir, ADMIN_TOKEN_FILE);
+}
+
+/**
+ * The admin token from an explicit file, or `<data dir>/admin-token`, created with a fresh random
+ * token on first use (mode 0600) unless `create` is false.
+ */
+export function loadAdminToken(opts: { file?: string; dataDir: string; create?: boolean }): string {
+  const file = opts.file ?? adminTokenPath(opts.dataDir);
+  if (!existsSync(file)) {
+    if (opts.file || opts.create === false) throw new Error(`admin token file ${file} does not exist`);
+    ensureDataDir(opts.dataDir);
+    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  const token = readFileSync(file, 'utf8').trim();
+  if (token.length < 16) throw new Error(`admin token in ${file} is shorter than 16 characters`);
+  return token;
+}
+
+function hostForUrl(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function startCallback(opts: CallbackOptions): Promise<CallbackRuntime> {
+  const { log } = opts;
+  const dataDir = ensureDataDir(opts.dataDir);
+  const hookKeys: HookKey[] = loadHookKeys({ keyFile: opts.hookKeyFile, dataDir });
+  const adminToken = loadAdminToken({ file: opts.adminTokenFile, dataDir });
+  const registry = opts.registry ?? new Registry();
+  const metrics = callbackMetrics(registry);
+  const store =
+    opts.store === 'memory'
+      ? openMemoryStore()
+      : openSqliteStore({
+          file: join(dataDir, DB_FILE),
+          ...(opts.maxStoreBytes !== undefined ? { maxBytes: opts.maxStoreBytes } : {}),
+          onCommit: ({ size, durationMs }) => {
+            metrics.commitSeconds.observe(durationMs / 1000);
+            metrics.commitBatch.observe(size);
+          },
+        });
+
+  const source = opts.subscribers ?? opts.cluster?.subscribers ?? fixedSubscribers([logSubscriber()]);
+  const sender = createSender();
+  const worker = startWorker({ store, send: sender.send, log, metrics, ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}) }, source.current());
+  const unsubscribe = source.onChange((subs) => worker.setSubscribers(subs));
+  metrics.sampleQueue(async () => ({
+    depth: await store.queueDepth(),
+    disabled: Object.keys(await store.disabledSubscribers()),
+    subscribers: source.current().map((s) => s.name),
+  }));
+
+  const ingest = createIngest({ store, subscribers: () => source.current(), onQueued: (names) => worker.notify(names), metrics });
+  const app = buildApp({
+    log,
+    hookKeys,
+    adminToken,
+    ingest,
+    store,
+    subscribers: () => source.current(),
+    notify: (names) => worker.notify(names),
+    ...(opts.cluster?.enrich ? { enrich: opts.cluster.enrich } : {}),
+    registry,
+    metrics,
+    readiness: [
+      { name: 'store', check: async () => store.getEvent('readyz').then(() => undefined, (err: unknown) => (err instanceof Error ? err.message : String(err))) },
+      { name: 'worker', check: () => (worker.running() ? undefined : 'stopped') },
+    ],
+  });
+
+  const watcher = opts.cluster?.watch?.(ingest);
+  const retentionMs = opts.retentionMs ?? 30 * DAY_MS;
+  const pruner = setInterval(() => {
+    store.prune(Date.now() - retentionMs).then(
+      (n) => n > 0 && log.info({ events: n }, 'pruned delivered events past retention'),
+      (err: unknown) => log.warn({ err }, 'pruning failed'),
+    );
+  }, PRUNE_EVERY_MS);
+  pruner.unref();
+
+  let url: string | undefined;
+  try {
+    if (opts.listen) {
+      await app.listen({ host: opts.listen.host, port: opts.listen.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : opts.listen.port;
+      url = `http://${hostForUrl(opts.listen.host)}:${port}`;
+    } else {
+      await app.ready();
+    }
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+  const subscriberNames = source.current().map((s) => s.name);
+  log.info({ url, dataDir, store: opts.store ?? 'sqlite', subscribers: subscriberNames, cluster: opts.cluster !== undefined }, 'callback ready');
+
+  let closing: Promise<void> | undefined;
+  async function close(): Promise<void> {
+    clearInterval(pruner);
+    await watcher?.stop();
+    await app.close();
+    await worker.stop({ graceMs: opts.shutdownGraceMs ?? 10_000 });
+    unsubscribe();
+    await sender.close();
+    await source.close();
+    await opts.cluster?.close?.();
+    await store.close();
+    log.info('callback stopped');
+  }
+
+  return { app, store, worker, ingest, registry, ...(url ? { url } : {}), close: () => (closing ??= close()) };
+}

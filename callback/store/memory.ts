@@ -1,0 +1,188 @@
+import type { KfpEvent } from '../types.js';
+import {
+  StoreUnavailableError,
+  selectsDeadLetter,
+  settleMethods,
+  type SettleFn,
+  type DeadLetter,
+  type DeliveryStore,
+  type DisabledState,
+} from './types.js';
+
+/**
+ * The in-memory delivery store: the same contract as SQLite with nothing kept across restarts.
+ * For tests, demos and `serve --data-dir :memory:`-style runs where losing the queue is acceptable.
+ */
+
+interface Row {
+  id: number;
+  eventId: string;
+  subscriber: string;
+  state: 'pending' | 'delivered' | 'dead';
+  attempts: number;
+  dueAt: number;
+  leased: boolean;
+  lastStatus?: number;
+  lastError?: string;
+  updatedAt: number;
+}
+
+export function openMemoryStore(): DeliveryStore {
+  const events = new Map<string, { event: KfpEvent; acceptedAt: number }>();
+  const rows = new Map<number, Row>();
+  const disabled = new Map<string, DisabledState>();
+  let nextId = 1;
+  let closed = false;
+
+  function open(): void {
+    if (closed) throw new StoreUnavailableError('store unavailable: closed');
+  }
+  function pending(subscriber?: string): Row[] {
+    return [...rows.values()].filter((r) => r.state === 'pending' && (subscriber === undefined || r.subscriber === subscriber));
+  }
+  function eventOf(r: Row): KfpEvent {
+    const e = events.get(r.eventId);
+    if (!e) throw new Error(`delivery ${r.id} refers to missing event ${r.eventId}`);
+    return structuredClone(e.event);
+  }
+  const settle: SettleFn = (id, state, dueAt, note) => {
+    open();
+    const r = rows.get(id);
+    // Same rule as SQLite: a success also settles a row disable() moved to the dead letters mid-flight.
+    if (!r || !(r.state === 'pending' || (r.state === 'dead' && state === 'delivered'))) return;
+    Object.assign(r, { state, dueAt, leased: false, attempts: r.attempts + 1, updatedAt: note.now });
+    r.lastStatus = note.status;
+    r.lastError = note.error;
+  };
+
+  return {
+    async accept(items, now) {
+      open();
+      return items.map(({ event, subscribers }) => {
+        if (events.has(event.EventId)) return { eventId: event.EventId, duplicate: true };
+        events.set(event.EventId, { event: structuredClone(event), acceptedAt: now });
+        for (const name of new Set(subscribers)) {
+          const off = disabled.get(name);
+          const id = nextId++;
+          rows.set(id, {
+            id,
+            eventId: event.EventId,
+            subscriber: name,
+            state: off ? 'dead' : 'pending',
+            attempts: 0,
+            dueAt: now,
+            leased: false,
+            ...(off ? { lastError: `subscriber disabled: ${off.reason}` } : {}),
+            updatedAt: now,
+          });
+        }
+        return { eventId: event.EventId, duplicate: false };
+      });
+    },
+
+    async claim(subscriber, { now, limit, leaseMs }) {
+      open();
+      const due = pending(subscriber)
+        .filter((r) => r.dueAt <= now)
+        .sort((a, b) => a.dueAt - b.dueAt || a.id - b.id)
+        .slice(0, Math.max(0, limit));
+      return due.map((r) => {
+        const delivery = { id: r.id, eventId: r.eventId, subscriber: r.subscriber, attempts: r.attempts, dueAt: r.dueAt };
+        r.leased = true;
+        r.dueAt = now + leaseMs;
+        return { delivery, event: eventOf(r) };
+      });
+    },
+
+    async nextDueAt(subscriber) {
+      const times = pending(subscriber).map((r) => r.dueAt);
+      return times.length > 0 ? Math.min(...times) : undefined;
+    },
+
+    ...settleMethods(settle),
+
+    async release(ids, now) {
+      open();
+      for (const id of ids) {
+        const r = rows.get(id);
+        if (r && r.state === 'pending' && r.leased) Object.assign(r, { leased: false, dueAt: now });
+      }
+    },
+
+    async listDeadLetters(o = {}) {
+      return [...rows.values()]
+        .filter((r) => r.state === 'dead' && (o.subscriber === undefined || r.subscriber === o.subscriber))
+        .sort((a, b) => a.updatedAt - b.updatedAt || a.id - b.id)
+        .slice(0, o.limit ?? 1000)
+        .map(
+          (r): DeadLetter => ({
+            id: r.id,
+            eventId: r.eventId,
+            subscriber: r.subscriber,
+            attempts: r.attempts,
+            ...(r.lastStatus !== undefined ? { lastStatus: r.lastStatus } : {}),
+            ...(r.lastError !== undefined ? { lastError: r.lastError } : {}),
+            deadAt: r.updatedAt,
+            event: eventOf(r),
+          }),
+        );
+    },
+
+    async replayDeadLetters(selector, now) {
+      open();
+      const replayed: number[] = [];
+      for (const r of rows.values()) {
+        if (r.state !== 'dead' || !selectsDeadLetter(selector, r)) continue;
+        Object.assign(r, { state: 'pending', attempts: 0, dueAt: now, leased: false, updatedAt: now });
+        replayed.push(r.id);
+      }
+      return replayed;
+    },
+
+    async queueDepth() {
+      const depth: Record<string, number> = {};
+      for (const r of pending()) depth[r.subscriber] = (depth[r.subscriber] ?? 0) + 1;
+      return depth;
+    },
+
+    async disable(subscriber, reason, now) {
+      open();
+      disabled.set(subscriber, { since: now, reason });
+      const moved = pending(subscriber);
+      for (const r of moved) Object.assign(r, { state: 'dead', leased: false, lastError: `subscriber disabled: ${reason}`, updatedAt: now });
+      return moved.length;
+    },
+
+    async enable(subscriber) {
+      open();
+      return disabled.delete(subscriber);
+    },
+
+    async disabledSubscribers() {
+      return Object.fromEntries(disabled);
+    },
+
+    async getEvent(eventId) {
+      const e = events.get(eventId);
+      return e ? structuredClone(e.event) : undefined;
+    },
+
+    async prune(before) {
+      open();
+      for (const [id, r] of rows) if (r.state === 'delivered' && r.updatedAt < before) rows.delete(id);
+      const referenced = new Set([...rows.values()].map((r) => r.eventId));
+      let removed = 0;
+      for (const [id, e] of events) {
+        if (e.acceptedAt < before && !referenced.has(id)) {
+          events.delete(id);
+          removed++;
+        }
+      }
+      return removed;
+    },
+
+    async close() {
+      closed = true;
+    },
+  };
+}

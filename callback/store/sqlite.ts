@@ -1,0 +1,358 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { KfpEvent } from '../types.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { groupCommit, syncBarrier, type GroupCommitStats } from './group-commit.js';
+import {
+  StoreUnavailableError,
+  selectsDeadLetter,
+  settleMethods,
+  type AcceptItem,
+  type AcceptResult,
+  type SettleFn,
+  type ClaimedDelivery,
+  type DeadLetter,
+  type DeliveryStore,
+  type DisabledState,
+  type ReplaySelector,
+} from './types.js';
+
+/**
+ * The SQLite delivery store (better-sqlite3, one file).
+ *
+ * Durability: WAL journal, and an accept (or an operator's replay, disable, enable) resolves only
+ * after the WAL has been fdatasync'ed past its commit: a 202 survives a process crash AND a power
+ * loss (as far as the disk honours fsync). That is SQLite's synchronous=FULL guarantee; it is
+ * obtained as synchronous=NORMAL (commits only write the WAL) plus our own fdatasync of the WAL on
+ * libuv's thread pool, so the event loop keeps serving requests while the disk flushes, and one
+ * fsync covers every commit made before it started (group commit, see group-commit.ts).
+ * Worker bookkeeping (claim, delivered, retry, dead-letter, release) does not wait for a sync: a
+ * process crash loses none of it; a power loss can roll back the last few, which at worst repeats
+ * an attempt (at-least-once; the receiver dedups on webhook-id). Checkpoints fsync as usual.
+ *
+ * One process owns the file (locking_mode=EXCLUSIVE): a second `kfp-notify callback` on the same
+ * data dir fails at open instead of double-sending. So leases left by a dead process can be
+ * released at open: whatever was in flight when it died is due again at once.
+ */
+
+export interface SqliteStoreOptions {
+  file: string;
+  /** Cap on the database size; past it accepts fail with StoreUnavailableError (code SQLITE_FULL). */
+  maxBytes?: number;
+  /** ms since the epoch, used once at open to make the dead process's leases due. */
+  now?: number;
+  onCommit?: (stats: GroupCommitStats) => void;
+  /** Flushes the WAL file to disk (default: fdatasync); replaceable so tests can hold it. */
+  syncWal?: (walFile: string) => Promise<void>;
+}
+
+const SCHEMA_VERSION = 1;
+
+// Deliveries point at events by their integer seq, not their (random) id: the index that joins
+// them then grows by appending, instead of dirtying a random page per insert. The random id is
+// indexed once, for deduplication.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  body TEXT NOT NULL,
+  accepted_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_accepted ON events (accepted_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY,
+  event_seq INTEGER NOT NULL,
+  subscriber TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  -- pending: when it may be claimed; a claim pushes it to the lease's end, so a lease is just a due time
+  due_at INTEGER NOT NULL,
+  leased INTEGER NOT NULL DEFAULT 0,
+  last_status INTEGER,
+  last_error TEXT,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (state, subscriber, due_at);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_seq);
+CREATE TABLE IF NOT EXISTS disabled_subscribers (
+  name TEXT PRIMARY KEY,
+  since INTEGER NOT NULL,
+  reason TEXT NOT NULL
+);
+`;
+
+interface DeliveryRow {
+  id: number;
+  event_id: string;
+  subscriber: string;
+  attempts: number;
+  due_at: number;
+  last_status: number | null;
+  last_error: string | null;
+  updated_at: number;
+  body: string;
+}
+
+interface Submission {
+  item: AcceptItem;
+  now: number;
+}
+
+function unavailable(err: unknown): StoreUnavailableError {
+  if (err instanceof StoreUnavailableError) return err;
+  const code = err instanceof Database.SqliteError ? err.code : undefined;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new StoreUnavailableError(`store unavailable: ${msg}${code ? ` (${code})` : ''}`, code);
+}
+
+/** fdatasync of the WAL file through a handle opened on first use (the WAL exists once written). */
+function walSyncer(walFile: string, custom?: (walFile: string) => Promise<void>): { sync(): Promise<void>; close(): Promise<void> } {
+  if (custom) return { sync: () => custom(walFile), close: async () => {} };
+  let handle: Promise<FileHandle> | undefined;
+  return {
+    async sync() {
+      handle ??= open(walFile, 'r').catch((err: unknown) => {
+        handle = undefined; // try again next time
+        throw err;
+      });
+      await (await handle).datasync();
+    },
+    async close() {
+      await (await handle?.catch(() => undefined))?.close();
+    },
+  };
+}
+
+function openDatabase(file: string): Database.Database {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file, { timeout: 1000 });
+  try {
+    // EXCLUSIVE before WAL: the WAL then needs no shared-memory file, and the first read takes the lock.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    return db;
+  } catch (err) {
+    db.close();
+    if (err instanceof Database.SqliteError && err.code === 'SQLITE_BUSY') {
+      throw new StoreUnavailableError(`${file} is in use by another process (one kfp-notify callback per data dir)`, err.code);
+    }
+    throw err;
+  }
+}
+
+export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
+  const db = openDatabase(opts.file);
+  const version = db.pragma('user_version', { simple: true });
+  if (typeof version === 'number' && version > SCHEMA_VERSION) {
+    db.close();
+    throw new Error(`${opts.file} has schema version ${version}; this kfp-notify knows ${SCHEMA_VERSION}`);
+  }
+  db.exec(SCHEMA);
+  // The dedup index is hit at random; keep more of it in memory than SQLite's 2 MiB default.
+  db.pragma('cache_size = -16384');
+  // Checkpoint every 16 MiB of WAL rather than 4: hot index pages rewritten between checkpoints are copied once.
+  db.pragma('wal_autocheckpoint = 4096');
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  if (opts.maxBytes !== undefined) {
+    const pageSize = Number(db.pragma('page_size', { simple: true }));
+    db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
+  }
+  const openedAt = opts.now ?? Date.now();
+  db.prepare('UPDATE deliveries SET leased = 0, due_at = MIN(due_at, ?) WHERE state = ? AND leased = 1').run(openedAt, 'pending');
+
+  const q = {
+    insertEvent: db.prepare('INSERT OR IGNORE INTO events (id, body, accepted_at) VALUES (?, ?, ?)'),
+    insertDelivery: db.prepare(
+      'INSERT INTO deliveries (event_seq, subscriber, state, attempts, due_at, last_error, updated_at) VALUES (?, ?, ?, 0, ?, ?, ?)',
+    ),
+    due: db.prepare<[string, number, number], DeliveryRow>(
+      `SELECT d.*, e.id AS event_id, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
+       WHERE d.state = 'pending' AND d.subscriber = ? AND d.due_at <= ? ORDER BY d.due_at, d.id LIMIT ?`,
+    ),
+    lease: db.prepare('UPDATE deliveries SET leased = 1, due_at = ? WHERE id = ?'),
+    nextDue: db.prepare<[string], { t: number | null }>(
+      "SELECT MIN(due_at) AS t FROM deliveries WHERE state = 'pending' AND subscriber = ?",
+    ),
+    // A success also settles a row that disable() moved to the dead letters while it was in flight:
+    // it did arrive, and replaying it would send it twice. A failure leaves such a row dead.
+    settle: db.prepare(
+      `UPDATE deliveries SET state = @state, attempts = attempts + 1, due_at = @dueAt, leased = 0, last_status = @status,
+       last_error = @error, updated_at = @now WHERE id = @id AND (state = 'pending' OR (state = 'dead' AND @state = 'delivered'))`,
+    ),
+    release: db.prepare("UPDATE deliveries SET leased = 0, due_at = ? WHERE id = ? AND state = 'pending' AND leased = 1"),
+    dead: db.prepare<[{ subscriber: string | null; limit: number }], DeliveryRow>(
+      `SELECT d.*, e.id AS event_id, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
+       WHERE d.state = 'dead' AND (@subscriber IS NULL OR d.subscriber = @subscriber) ORDER BY d.updated_at, d.id LIMIT @limit`,
+    ),
+    deadIds: db.prepare<[], { id: number; subscriber: string }>("SELECT id, subscriber FROM deliveries WHERE state = 'dead' ORDER BY id"),
+    replay: db.prepare(
+      "UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, leased = 0, updated_at = ? WHERE id = ? AND state = 'dead'",
+    ),
+    depth: db.prepare<[], { subscriber: string; n: number }>(
+      "SELECT subscriber, COUNT(*) AS n FROM deliveries WHERE state = 'pending' GROUP BY subscriber",
+    ),
+    disable: db.prepare('INSERT OR REPLACE INTO disabled_subscribers (name, since, reason) VALUES (?, ?, ?)'),
+    deadAllPending: db.prepare(
+      "UPDATE deliveries SET state = 'dead', leased = 0, last_error = ?, updated_at = ? WHERE state = 'pending' AND subscriber = ?",
+    ),
+    enable: db.prepare('DELETE FROM disabled_subscribers WHERE name = ?'),
+    disabledRows: db.prepare<[], { name: string; since: number; reason: string }>('SELECT name, since, reason FROM disabled_subscribers'),
+    event: db.prepare<[string], { body: string }>('SELECT body FROM events WHERE id = ?'),
+    pruneDelivered: db.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND updated_at < ?"),
+    pruneEvents: db.prepare('DELETE FROM events WHERE accepted_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)'),
+  };
+
+  // Kept in memory too: accept consults it for every delivery and must not query for it.
+  const disabled = new Map<string, DisabledState>(q.disabledRows.all().map((r) => [r.name, { since: r.since, reason: r.reason }]));
+  let closed = false;
+
+  /** Runs fn as one transaction; SQLite errors become StoreUnavailableError. */
+  function txn<T>(fn: () => T): T {
+    if (closed) throw new StoreUnavailableError('store unavailable: closed');
+    try {
+      return db.transaction(fn)();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  const wal = walSyncer(`${opts.file}-wal`, opts.syncWal);
+  const durable = syncBarrier(() => wal.sync().catch((err: unknown) => Promise.reject(unavailable(err))));
+  /** A transaction that resolves once it is on disk. */
+  async function durableTxn<T>(fn: () => T): Promise<T> {
+    const result = txn(fn);
+    await durable();
+    return result;
+  }
+
+  function commitAccepts(batches: ReadonlyArray<readonly Submission[]>): AcceptResult[][] {
+    return txn(() =>
+      batches.map((subs) =>
+        subs.map(({ item, now }) => {
+          const { event } = item;
+          const row = q.insertEvent.run(event.EventId, JSON.stringify(event), now);
+          const inserted = row.changes > 0;
+          if (inserted) {
+            for (const name of new Set(item.subscribers)) {
+              const off = disabled.get(name);
+              q.insertDelivery.run(row.lastInsertRowid, name, off ? 'dead' : 'pending', now, off ? `subscriber disabled: ${off.reason}` : null, now);
+            }
+          }
+          return { eventId: event.EventId, duplicate: !inserted };
+        }),
+      ),
+    );
+  }
+
+  const committer = groupCommit<Submission, AcceptResult>(commitAccepts, { durable, ...(opts.onCommit ? { onCommit: opts.onCommit } : {}) });
+
+  const settle: SettleFn = (id, state, dueAt, note) => {
+    txn(() => q.settle.run({ state, dueAt, status: note.status ?? null, error: note.error ?? null, now: note.now, id }));
+  };
+
+  function toDeadLetter(r: DeliveryRow): DeadLetter {
+    return {
+      id: r.id,
+      eventId: r.event_id,
+      subscriber: r.subscriber,
+      attempts: r.attempts,
+      ...(r.last_status !== null ? { lastStatus: r.last_status } : {}),
+      ...(r.last_error !== null ? { lastError: r.last_error } : {}),
+      deadAt: r.updated_at,
+      event: JSON.parse(r.body) as KfpEvent,
+    };
+  }
+
+  return {
+    async accept(items, now) {
+      if (items.length === 0) return [];
+      return committer.submit(items.map((item) => ({ item, now })));
+    },
+
+    async claim(subscriber, { now, limit, leaseMs }) {
+      if (limit <= 0) return [];
+      return txn(() =>
+        q.due.all(subscriber, now, limit).map((r): ClaimedDelivery => {
+          q.lease.run(now + leaseMs, r.id);
+          return {
+            delivery: { id: r.id, eventId: r.event_id, subscriber: r.subscriber, attempts: r.attempts, dueAt: r.due_at },
+            event: JSON.parse(r.body) as KfpEvent,
+          };
+        }),
+      );
+    },
+
+    async nextDueAt(subscriber) {
+      return q.nextDue.get(subscriber)?.t ?? undefined;
+    },
+
+    ...settleMethods(settle),
+
+    async release(ids, now) {
+      txn(() => {
+        for (const id of ids) q.release.run(now, id);
+      });
+    },
+
+    async listDeadLetters(o = {}) {
+      return q.dead.all({ subscriber: o.subscriber ?? null, limit: o.limit ?? 1000 }).map(toDeadLetter);
+    },
+
+    async replayDeadLetters(selector: ReplaySelector, now) {
+      return durableTxn(() => {
+        const ids = q.deadIds
+          .all()
+          .filter((r) => selectsDeadLetter(selector, r))
+          .map((r) => r.id);
+        for (const id of ids) q.replay.run(now, now, id);
+        return ids;
+      });
+    },
+
+    async queueDepth() {
+      return Object.fromEntries(q.depth.all().map((r) => [r.subscriber, r.n]));
+    },
+
+    async disable(subscriber, reason, now) {
+      const moved = await durableTxn(() => {
+        q.disable.run(subscriber, now, reason);
+        return q.deadAllPending.run(`subscriber disabled: ${reason}`, now, subscriber).changes;
+      });
+      disabled.set(subscriber, { since: now, reason });
+      return moved;
+    },
+
+    async enable(subscriber) {
+      const was = await durableTxn(() => q.enable.run(subscriber).changes > 0);
+      disabled.delete(subscriber);
+      return was;
+    },
+
+    async disabledSubscribers() {
+      return Object.fromEntries(disabled);
+    },
+
+    async getEvent(eventId) {
+      const row = q.event.get(eventId);
+      return row ? (JSON.parse(row.body) as KfpEvent) : undefined;
+    },
+
+    async prune(before) {
+      return txn(() => {
+        q.pruneDelivered.run(before);
+        return q.pruneEvents.run(before).changes;
+      });
+    },
+
+    async close() {
+      if (closed) return;
+      committer.flush();
+      await durable().catch(() => undefined);
+      closed = true;
+      await wal.close();
+      db.close();
+    },
+  };
+}

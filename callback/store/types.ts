@@ -1,0 +1,142 @@
+import type { KfpEvent } from '../types.js';
+
+/**
+ * The durable side of the callback: events, the delivery queue (one row per event × subscriber),
+ * dead letters and the disabled state of subscribers. Two implementations (SQLite, memory) pass
+ * one contract suite (test/callback/engine/store.contract.ts).
+ *
+ * Rows carry ids, never bodies: a delivery is (event id, subscriber name, attempts, due time) and
+ * the body is rebuilt from the stored event at send time, so a changed format applies to retries.
+ * Every method takes the time (`now`, ms since the epoch) from the caller: the store never reads a
+ * clock, so leases and schedules are testable without sleeping.
+ */
+
+/** One event to keep, with the names of the subscribers it was routed to. */
+export interface AcceptItem {
+  event: KfpEvent;
+  subscribers: readonly string[];
+}
+
+/** `duplicate`: the event id was already stored, so nothing new was queued for it. */
+export interface AcceptResult {
+  eventId: string;
+  duplicate: boolean;
+}
+
+export interface Delivery {
+  id: number;
+  eventId: string;
+  subscriber: string;
+  /** Attempts completed before this claim (0 for the first send). */
+  attempts: number;
+  dueAt: number;
+}
+
+/** A claimed delivery with its event, ready to format and send. */
+export interface ClaimedDelivery {
+  delivery: Delivery;
+  event: KfpEvent;
+}
+
+export interface ClaimOptions {
+  now: number;
+  limit: number;
+  /** How long the claim holds: the row is due again at now + leaseMs if nobody settles it first. */
+  leaseMs: number;
+}
+
+/** What the last attempt came to, kept on the row for the dead-letter list. */
+export interface AttemptNote {
+  now: number;
+  status?: number;
+  error?: string;
+}
+
+export interface DeadLetter {
+  id: number;
+  eventId: string;
+  subscriber: string;
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  /** ms since the epoch. */
+  deadAt: number;
+  event: KfpEvent;
+}
+
+/** Exactly one selector: these ids, everything of one subscriber, or everything. */
+export type ReplaySelector = { ids: readonly number[] } | { subscriber: string } | { all: true };
+
+export interface DisabledState {
+  /** ms since the epoch. */
+  since: number;
+  reason: string;
+}
+
+export interface DeliveryStore {
+  /**
+   * Keeps the events and their deliveries atomically, then resolves. An event id already stored
+   * is a duplicate: it adds no deliveries. Deliveries to a disabled subscriber go straight to the
+   * dead-letter list (nothing is lost; they can be replayed once it is enabled). Rejects with
+   * StoreUnavailableError when nothing could be kept.
+   */
+  accept(items: readonly AcceptItem[], now: number): Promise<AcceptResult[]>;
+  /** Due, unleased deliveries of one subscriber, oldest first, leased to the caller. */
+  claim(subscriber: string, opts: ClaimOptions): Promise<ClaimedDelivery[]>;
+  /** The earliest time a pending delivery of this subscriber is (or becomes) claimable. */
+  nextDueAt(subscriber: string): Promise<number | undefined>;
+  markDelivered(id: number, note: AttemptNote): Promise<void>;
+  scheduleRetry(id: number, dueAt: number, note: AttemptNote): Promise<void>;
+  deadLetter(id: number, note: AttemptNote): Promise<void>;
+  /** Gives claimed deliveries back without counting an attempt (graceful shutdown). */
+  release(ids: readonly number[], now: number): Promise<void>;
+  listDeadLetters(opts?: { subscriber?: string; limit?: number }): Promise<DeadLetter[]>;
+  /** Makes the selected dead letters pending again with a fresh attempt count; returns their ids. */
+  replayDeadLetters(selector: ReplaySelector, now: number): Promise<number[]>;
+  /** Pending deliveries per subscriber (subscribers with none are absent). */
+  queueDepth(): Promise<Record<string, number>>;
+  /**
+   * Disables a subscriber (persisted) and moves its pending deliveries to the dead-letter list;
+   * returns how many were moved.
+   */
+  disable(subscriber: string, reason: string, now: number): Promise<number>;
+  /** Returns false when the subscriber was not disabled. */
+  enable(subscriber: string): Promise<boolean>;
+  disabledSubscribers(): Promise<Record<string, DisabledState>>;
+  getEvent(eventId: string): Promise<KfpEvent | undefined>;
+  /**
+   * Forgets delivered deliveries settled before `before`, and events older than `before` that
+   * have nothing left pending or dead. Returns the number of events removed.
+   */
+  prune(before: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The store could not keep anything (disk full, database locked or closed): answer 503, retry later. */
+export class StoreUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** Which dead letters a selector picks; shared by both implementations so they cannot drift. */
+export function selectsDeadLetter(selector: ReplaySelector, row: { id: number; subscriber: string }): boolean {
+  if ('all' in selector) return true;
+  if ('subscriber' in selector) return row.subscriber === selector.subscriber;
+  return selector.ids.includes(row.id);
+}
+
+/** Where an attempt's outcome moves a row: the one mapping both implementations share. */
+export type SettleFn = (id: number, state: 'delivered' | 'pending' | 'dead', dueAt: number, note: AttemptNote) => void;
+
+export function settleMethods(settle: SettleFn): Pick<DeliveryStore, 'markDelivered' | 'scheduleRetry' | 'deadLetter'> {
+  return {
+    markDelivered: async (id, note) => settle(id, 'delivered', note.now, note),
+    scheduleRetry: async (id, dueAt, note) => settle(id, 'pending', dueAt, note),
+    deadLetter: async (id, note) => settle(id, 'dead', note.now, note),
+  };
+}

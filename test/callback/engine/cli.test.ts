@@ -1,0 +1,235 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { PassThrough, Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServerResponse } from 'node:http';
+import { request } from 'undici';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { loadHookKeys } from '../../../common/data-dir.js';
+import { HOOK_PATH } from '../../../common/hook-contract.js';
+import { mintHookToken } from '../../../common/hook-token.js';
+import { main } from '../../../cli/main.js';
+import { runCli } from '../../helpers/cli.js';
+import { startFakeKubeApi } from '../../helpers/fake-kube-api.js';
+import { newSigningSecret } from './harness.js';
+import { startCallbackProcess, type CallbackProcess } from './process.js';
+import { startReceiver, until, type Receiver, type Respond } from './receiver.js';
+
+const root = mkdtempSync(join(tmpdir(), 'kfp-notify-cli-'));
+let n = 0;
+function newDir(): string {
+  const dir = join(root, `d${n++}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const FIELDS = {
+  v: '1',
+  event: 'workflow-exit',
+  kfpRunId: 'run-cli',
+  namespace: 'kubeflow-user',
+  workflowName: 'hello-xyz',
+  workflowUid: 'uid-cli',
+  workflowStatus: 'Succeeded',
+  exitHandlerStatus: '',
+  failures: 'null',
+  duration: '12',
+  pipelineName: 'hello',
+  runName: 'cli run',
+};
+
+/** Runs `kfp-notify <args>` in this process with captured output (for paths that exit before serving). */
+async function runInProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await main(args, { stdin: Readable.from([]), stdout: out, stderr: err, env });
+  return { code, stdout, stderr };
+}
+
+/** What an injected hook does: POST the form with the token minted from the data dir's hook key. */
+async function postHook(url: string, dataDir: string, fields: Record<string, string> = FIELDS): Promise<{ status: number; body: unknown }> {
+  const [key] = loadHookKeys({ dataDir, create: false });
+  if (!key) throw new Error('no hook key');
+  const res = await request(`${url}${HOOK_PATH}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Bearer ${mintHookToken(key, { namespace: fields.namespace ?? '', kfpRunId: fields.kfpRunId ?? '' })}`,
+    },
+    body: new URLSearchParams(fields).toString(),
+  });
+  return { status: res.statusCode, body: await res.body.json() };
+}
+
+function writeSubscribers(dir: string, url: string, extra = ''): { subscribers: string; secrets: string; secret: string } {
+  const secret = newSigningSecret();
+  const subscribers = join(dir, 'subscribers.yaml');
+  const secrets = join(dir, 'secrets.json');
+  writeFileSync(subscribers, `ops:\n  url: ${url}\n  signingKey: { secretKeyRef: { name: hooks, key: ops } }\n  retry: { schedule: [1000, 1000], jitter: 0 }\n${extra}`);
+  writeFileSync(secrets, JSON.stringify({ hooks: { ops: secret } }));
+  return { subscribers, secrets, secret };
+}
+
+describe('kfp-notify callback and dlq as real processes', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  async function receiver(respond: Respond): Promise<Receiver> {
+    const r = await startReceiver(respond);
+    cleanups.push(r.close);
+    return r;
+  }
+  async function callback(args: string[]): Promise<CallbackProcess> {
+    const p = await startCallbackProcess(args);
+    cleanups.push(() => p.stop('SIGKILL'));
+    return p;
+  }
+
+  it('accepts a hook call, delivers it signed, and stops cleanly on SIGTERM', async () => {
+    const rx = await receiver((_g, res) => res.writeHead(204).end());
+    const dataDir = newDir();
+    const files = writeSubscribers(dataDir, rx.url);
+    const cb = await callback(['--data-dir', dataDir, '--subscribers', files.subscribers, '--secrets', files.secrets]);
+    const res = await postHook(cb.url, dataDir);
+    expect(res.status).toBe(202);
+    await until(() => rx.received.length === 1, 'the delivery');
+    const got = rx.received[0];
+    const payload = new Webhook(files.secret).verify(got?.body ?? '', got?.headers as Record<string, string>);
+    expect(payload).toMatchObject({ KfpRunId: 'run-cli', EventType: 'WorkflowSucceeded', WorkflowName: 'hello-xyz' });
+    expect(statSync(join(dataDir, 'admin-token')).mode & 0o777).toBe(0o600);
+    expect(await cb.stop('SIGTERM')).toBe(0);
+    expect(cb.lines.some((l) => l.msg === 'callback stopped')).toBe(true);
+  });
+
+  it('without --subscribers, a default log subscriber prints each event', async () => {
+    const dataDir = newDir();
+    const cb = await callback(['--data-dir', dataDir]);
+    expect((await postHook(cb.url, dataDir)).status).toBe(202);
+    await until(() => cb.lines.some((l) => l.subscriber === 'log' && l.event !== undefined), 'the log line');
+    const line = cb.lines.find((l) => l.subscriber === 'log' && l.event !== undefined);
+    expect(line?.event).toMatchObject({ KfpRunId: 'run-cli', EventType: 'WorkflowSucceeded' });
+  });
+
+  it('a delivery in flight when the process is SIGKILLed is sent again, same webhook-id, after a restart', async () => {
+    const held: ServerResponse[] = [];
+    const rx = await receiver((got, res) => (got.n === 1 ? held.push(res) : res.writeHead(200).end()));
+    const dataDir = newDir();
+    const files = writeSubscribers(dataDir, rx.url);
+    const args = ['--data-dir', dataDir, '--subscribers', files.subscribers, '--secrets', files.secrets];
+    const first = await callback(args);
+    expect((await postHook(first.url, dataDir)).status).toBe(202);
+    await until(() => rx.received.length === 1, 'the first attempt to be in flight');
+    expect(await first.stop('SIGKILL')).toBe(null);
+
+    const second = await callback(args);
+    await until(() => rx.received.length === 2, 'the redelivery after restart');
+    expect(rx.received[1]?.headers['webhook-id']).toBe(rx.received[0]?.headers['webhook-id']);
+    new Webhook(files.secret).verify(rx.received[1]?.body ?? '', rx.received[1]?.headers as Record<string, string>);
+    // The event was kept once: the hook's retry after the restart is a duplicate.
+    const again = await postHook(second.url, dataDir);
+    expect(again.body).toMatchObject({ duplicates: [rx.received[0]?.headers['webhook-id']] });
+  });
+
+  it('dead letters are listed and replayed with kfp-notify dlq', async () => {
+    let status = 500;
+    const rx = await receiver((_g, res) => res.writeHead(status).end());
+    const dataDir = newDir();
+    const files = writeSubscribers(dataDir, rx.url);
+    // --retry-scale 0.00001 turns the two 1000 s steps into 10 ms.
+    const cb = await callback(['--data-dir', dataDir, '--subscribers', files.subscribers, '--secrets', files.secrets, '--retry-scale', '0.00001']);
+    await postHook(cb.url, dataDir);
+    const dlq = (...a: string[]) => runCli(['dlq', ...a, '--url', cb.url, '--data-dir', dataDir]);
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    await until(async () => {
+      const res = await request(`${cb.url}/v1/dead-letters`, { headers: { authorization: `Bearer ${token}` } });
+      return ((await res.body.json()) as { deadLetters: unknown[] }).deadLetters.length === 1;
+    }, 'the dead letter');
+
+    const listed = JSON.parse((await dlq('list', '-o', 'json', '--subscriber', 'ops')).stdout) as { id: number; attempts: number; lastStatus: number }[];
+    expect(listed).toMatchObject([{ attempts: 3, lastStatus: 500 }]);
+    const table = await dlq('list');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^ID\s+SUBSCRIBER\s+EVENT/);
+    expect(table.stdout).toContain('WorkflowSucceeded');
+
+    status = 200;
+    const replay = await dlq('replay', '--id', String(listed[0]?.id));
+    expect(replay).toMatchObject({ code: 0, stdout: `replayed 1 dead letter: ${listed[0]?.id}\n` });
+    await until(() => rx.received.length === 4, 'the replayed delivery');
+    await until(async () => {
+      const res = await request(`${cb.url}/v1/subscribers`, { headers: { authorization: `Bearer ${token}` } });
+      return ((await res.body.json()) as { subscribers: { queueDepth: number }[] }).subscribers[0]?.queueDepth === 0;
+    }, 'the replayed delivery to settle');
+    expect((await dlq('list')).stdout).toBe('no dead letters\n');
+    expect((await dlq('replay', '--all')).stdout).toBe('replayed 0 dead letters\n');
+  });
+
+  it('with --subscribers-configmap, reads subscribers from a ConfigMap (served by a small local fake Kubernetes API server)', async () => {
+    const fake = await startFakeKubeApi();
+    cleanups.push(() => fake.close());
+    const rx = await receiver((_g, res) => res.writeHead(200).end());
+    fake.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kfp-event-handler-config', namespace: 'kfp-notify' }, data: { receiver: rx.url } });
+    const dataDir = newDir();
+    const kubeconfig = join(dataDir, 'kubeconfig');
+    writeFileSync(kubeconfig, fake.kubeConfig().exportConfig());
+    const cb = await startCallbackProcess(['--data-dir', dataDir, '--subscribers-configmap', 'kfp-event-handler-config', '--namespace', 'kfp-notify'], {
+      KUBECONFIG: kubeconfig,
+    }, { cluster: true });
+    cleanups.push(() => cb.stop('SIGKILL'));
+    expect((await postHook(cb.url, dataDir)).status).toBe(202);
+    await until(() => rx.received.length === 1, 'the delivery to the ConfigMap subscriber');
+    expect(JSON.parse(rx.received[0]?.body ?? '{}')).toMatchObject({ KfpRunId: 'run-cli', EventType: 'WorkflowSucceeded' });
+    expect(fake.requests.some((r) => r.path.includes('/configmaps'))).toBe(true);
+    expect(await cb.stop('SIGTERM')).toBe(0);
+  });
+
+  it('dlq with the wrong admin token, or no callback, fails with exit 1 and says why', async () => {
+    const dataDir = newDir();
+    const cb = await callback(['--data-dir', dataDir]);
+    const wrong = join(dataDir, 'wrong-token');
+    writeFileSync(wrong, 'this-is-not-the-admin-token\n');
+    const denied = await runCli(['dlq', 'list', '--url', cb.url, '--admin-token-file', wrong]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain('HTTP 403: wrong admin token');
+    const down = await runCli(['dlq', 'list', '--url', 'http://127.0.0.1:9', '--data-dir', dataDir]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('cannot reach the callback');
+  });
+
+  it.each([
+    { args: ['callback', '--port', 'eighty'], msg: '--port must be an integer' },
+    { args: ['callback', '--retry-scale', '0'], msg: '--retry-scale must be a positive number' },
+    { args: ['callback', '--watch-grace', 'soon'], msg: '--watch-grace must be a duration' },
+    { args: ['callback', '--secrets', 'x.json'], msg: '--secrets only applies with --subscribers' },
+    { args: ['callback', '--frobnicate'], msg: "Unknown option '--frobnicate'" },
+    { args: ['callback', '--subscribers', '/nonexistent/subscribers.yaml'], msg: 'cannot load subscribers' },
+    { args: ['dlq'], msg: 'give an action: list or replay' },
+    { args: ['dlq', 'purge'], msg: 'unknown action "purge"' },
+    { args: ['dlq', 'replay'], msg: 'replay needs exactly one of --id, --subscriber, --all' },
+    { args: ['dlq', 'replay', '--id', '3', '--all'], msg: 'replay needs exactly one of' },
+    { args: ['dlq', 'replay', '--id', 'x'], msg: '--id must be a positive integer' },
+    { args: ['dlq', 'list', '-o', 'xml'], msg: '--output must be table or json' },
+    { args: ['dlq', 'list', '--admin-token-file', '/nonexistent/token'], msg: 'does not exist' },
+  ])('kfp-notify $args.0 with bad usage exits 2 (in process): $msg', async ({ args, msg }) => {
+    const r = await runInProcess(args, { KFP_NOTIFY_DATA_DIR: newDir() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(msg);
+  });
+
+  it('a subscribers file with errors is refused at start with every error named', async () => {
+    const dir = newDir();
+    const file = join(dir, 'subs.yaml');
+    writeFileSync(file, 'ops:\n  url: ftp://example.com\nteam:\n  url: http://127.0.0.1:1/x\n  format: xml\n');
+    const r = await runCli(['callback', '--no-cluster', '--data-dir', dir, '--subscribers', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('subscriber "ops"');
+    expect(r.stderr).toContain('subscriber "team": format must be one of');
+  });
+});

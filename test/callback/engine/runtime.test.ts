@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadHookKeys } from '../../../common/data-dir.js';
+import { HOOK_PATH } from '../../../common/hook-contract.js';
+import { mintHookToken } from '../../../common/hook-token.js';
+import { silentLogger } from '../../../common/logger.js';
+import { startCallback, type CallbackRuntime, type SubscriberSource } from '../../../callback/runtime.js';
+import type { Ingest } from '../../../callback/ingest.js';
+import type { Subscriber } from '../../../callback/types.js';
+import { makeEvent } from './events.js';
+import { httpSubscriber } from './harness.js';
+import { answer, startReceiver, until, type Receiver } from './receiver.js';
+
+/** A subscriber source the test can change, as a watched file or ConfigMap would. */
+function manualSource(initial: Subscriber[]): SubscriberSource & { set(list: Subscriber[]): void } {
+  let current = initial;
+  const listeners = new Set<(s: readonly Subscriber[]) => void>();
+  return {
+    current: () => current,
+    onChange: (l) => (listeners.add(l), () => listeners.delete(l)),
+    close: () => listeners.clear(),
+    set(list) {
+      current = list;
+      for (const l of listeners) l(list);
+    },
+  };
+}
+
+describe('startCallback wires a whole callback process (real SQLite, real HTTP on 127.0.0.1)', () => {
+  let dataDir: string;
+  let rx: Receiver;
+  const runtimes: CallbackRuntime[] = [];
+  beforeEach(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'kfp-notify-runtime-'));
+    rx = await startReceiver(answer(200));
+  });
+  afterEach(async () => {
+    for (const r of runtimes.splice(0)) await r.close();
+    await rx.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  async function start(opts: Partial<Parameters<typeof startCallback>[0]> = {}): Promise<CallbackRuntime> {
+    const r = await startCallback({ dataDir, log: silentLogger(), listen: { host: '127.0.0.1', port: 0 }, ...opts });
+    runtimes.push(r);
+    return r;
+  }
+
+  it('creates the hook key and admin token (0600) and answers a hook call over HTTP', async () => {
+    const rt = await start({ subscribers: manualSource([httpSubscriber('ops', rx.url)]) });
+    expect(statSync(join(dataDir, 'admin-token')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dataDir, 'hook-key')).mode & 0o777).toBe(0o600);
+    const [key] = loadHookKeys({ dataDir, create: false });
+    if (!key) throw new Error('no hook key');
+    const fields = { v: '1', event: 'workflow-running', kfpRunId: 'r1', namespace: 'ns', workflowName: 'wf' };
+    const res = await request(`${rt.url}${HOOK_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${mintHookToken(key, { namespace: 'ns', kfpRunId: 'r1' })}` },
+      body: JSON.stringify(fields),
+    });
+    expect(res.statusCode).toBe(202);
+    await res.body.dump();
+    await until(() => rx.received.length === 1, 'the delivery');
+    expect(JSON.parse(rx.received[0]?.body ?? '{}')).toMatchObject({ EventType: 'WorkflowRunning', KfpRunId: 'r1' });
+  });
+
+  it('hands the cluster seam an ingest whose events are delivered once, even when the hook reports them too', async () => {
+    let watcherIngest: Ingest | undefined;
+    let stopped = false;
+    await start({
+      subscribers: manualSource([httpSubscriber('ops', rx.url)]),
+      cluster: {
+        watch: (ingest) => {
+          watcherIngest = ingest;
+          return { stop: async () => void (stopped = true) };
+        },
+      },
+    });
+    const event = { ...makeEvent({ seq: 1 }), Source: 'watcher' as const };
+    expect(await watcherIngest?.([event])).toEqual({ eventIds: [event.EventId], duplicates: [] });
+    expect(await watcherIngest?.([{ ...event, Source: 'hook' }])).toEqual({ eventIds: [event.EventId], duplicates: [event.EventId] });
+    await until(() => rx.received.length === 1, 'the delivery');
+    await runtimes.pop()?.close();
+    expect(stopped).toBe(true);
+    expect(rx.received).toHaveLength(1);
+  });
+
+  it('a changed subscriber set applies to the next events without a restart', async () => {
+    const other = await startReceiver(answer(200));
+    try {
+      const source = manualSource([httpSubscriber('a', rx.url)]);
+      const rt = await start({ subscribers: source });
+      await rt.ingest([makeEvent({ seq: 2 })]);
+      await until(() => rx.received.length === 1, 'delivery to a');
+      source.set([httpSubscriber('b', other.url)]);
+      await rt.ingest([makeEvent({ seq: 3 })]);
+      await until(() => other.received.length === 1, 'delivery to b');
+      expect(rx.received).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('one data dir, one process: a second runtime is refused while the first runs, and starts once it closed', async () => {
+    const first = await start();
+    await expect(startCallback({ dataDir, log: silentLogger() })).rejects.toThrow(/in use by another process/);
+    await first.close();
+    runtimes.splice(runtimes.indexOf(first), 1);
+    await start();
+  });
+
+  it('a port already taken fails the start and leaves the data dir usable', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await expect(startCallback({ dataDir, log: silentLogger(), listen: { host: '127.0.0.1', port } })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
+    await start();
+  });
+});

@@ -1,0 +1,227 @@
+import type { ServerResponse } from 'node:http';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../common/logger.js';
+import { createSender } from '../../../callback/sender.js';
+import { openSqliteStore } from '../../../callback/store/sqlite.js';
+import { startWorker } from '../../../callback/worker.js';
+import type { Subscriber } from '../../../callback/types.js';
+import { makeEvent } from './events.js';
+import { httpSubscriber, newSigningSecret, startEngine, type Engine } from './harness.js';
+import { answer, startReceiver, until, type Receiver, type Respond } from './receiver.js';
+
+/** Answers request n with the n-th responder; the last one repeats. */
+function inTurn(...steps: Respond[]): Respond {
+  return (got, res, req) => (steps[Math.min(got.n, steps.length) - 1] ?? answer(204))(got, res, req);
+}
+
+const hang: Respond = () => {};
+const reset: Respond = (_got, _res, req) => req.socket.destroy();
+
+async function outcomes(engine: Engine, subscriber: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const v of (await engine.metrics.deliveries.get()).values) if (v.labels.subscriber === subscriber) out[String(v.labels.outcome)] = v.value;
+  return out;
+}
+
+describe('worker + sender against real subscriber servers on 127.0.0.1', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  async function receiver(respond?: Respond): Promise<Receiver> {
+    const r = await startReceiver(respond);
+    cleanups.push(r.close);
+    return r;
+  }
+  function engine(subs: Subscriber[], opts: { retryScale?: number } = {}): Engine {
+    const e = startEngine(subs, opts);
+    cleanups.push(e.close);
+    return e;
+  }
+
+  it('success: one signed POST that the standardwebhooks package verifies, then nothing queued', async () => {
+    const rx = await receiver(answer(204));
+    const secret = newSigningSecret();
+    const e = engine([httpSubscriber('ops', rx.url, { signingKeys: [secret], headers: { 'x-team': 'ml' } })]);
+    const event = makeEvent({ seq: 1 });
+    expect(await e.ingest([event])).toEqual({ eventIds: [event.EventId], duplicates: [] });
+    await until(async () => (await outcomes(e, 'ops')).delivered === 1, 'the delivery');
+    expect(rx.received).toHaveLength(1);
+    const got = rx.received[0];
+    const headers = got?.headers as Record<string, string>;
+    const payload = new Webhook(secret).verify(got?.body ?? '', headers);
+    expect(payload).toEqual(JSON.parse(JSON.stringify(event)));
+    expect(headers['webhook-id']).toBe(event.EventId);
+    expect(headers['content-type']).toBe('application/json');
+    expect(headers['x-team']).toBe('ml');
+    expect(() => new Webhook(newSigningSecret()).verify(got?.body ?? '', headers)).toThrow();
+    expect(await e.store.queueDepth()).toEqual({});
+    expect(await e.store.listDeadLetters()).toEqual([]);
+  });
+
+  it('a duplicate event (same EventId) is not delivered twice', async () => {
+    const rx = await receiver(answer(200));
+    const e = engine([httpSubscriber('ops', rx.url)]);
+    const event = makeEvent({ seq: 2 });
+    await e.ingest([event]);
+    expect(await e.ingest([{ ...event, Source: 'watcher' }])).toEqual({ eventIds: [event.EventId], duplicates: [event.EventId] });
+    await until(async () => (await outcomes(e, 'ops')).delivered === 1, 'the delivery');
+    await e.ingest([event]);
+    expect(rx.received).toHaveLength(1);
+  });
+
+  it('500 then success: retried with the same webhook-id and delivered on the second attempt', async () => {
+    const rx = await receiver(inTurn(answer(500), answer(200)));
+    const e = engine([httpSubscriber('ops', rx.url)]);
+    const event = makeEvent({ seq: 3 });
+    await e.ingest([event]);
+    await until(async () => (await outcomes(e, 'ops')).delivered === 1, 'the second attempt');
+    expect(rx.received.map((r) => r.headers['webhook-id'])).toEqual([event.EventId, event.EventId]);
+    expect(await outcomes(e, 'ops')).toEqual({ retry: 1, delivered: 1 });
+  });
+
+  it('a failure on every attempt ends in the dead letters with the last outcome', async () => {
+    const rx = await receiver(answer(502));
+    const e = engine([httpSubscriber('ops', rx.url, { retry: { schedule: [0.01, 0.01], jitter: 0 } })]);
+    const event = makeEvent({ seq: 4 });
+    await e.ingest([event]);
+    await until(async () => (await e.store.listDeadLetters()).length === 1, 'the dead letter');
+    const [dead] = await e.store.listDeadLetters();
+    expect(dead).toMatchObject({ subscriber: 'ops', eventId: event.EventId, attempts: 3, lastStatus: 502, lastError: 'HTTP 502' });
+    expect(rx.received).toHaveLength(3);
+    expect(await outcomes(e, 'ops')).toEqual({ retry: 2, dead: 1 });
+  });
+
+  it('410 disables the subscriber: no more attempts, later events go straight to the dead letters', async () => {
+    const rx = await receiver(answer(410));
+    const e = engine([httpSubscriber('gone', rx.url)]);
+    await e.ingest([makeEvent({ seq: 5 })]);
+    await until(async () => (await e.store.disabledSubscribers()).gone !== undefined, 'the subscriber to be disabled');
+    await e.ingest([makeEvent({ seq: 6 })]);
+    e.worker.notify(['gone']);
+    expect(await e.store.queueDepth()).toEqual({});
+    const dead = await e.store.listDeadLetters({ subscriber: 'gone' });
+    expect(dead.map((d) => [d.lastStatus ?? null, d.lastError])).toEqual([
+      [410, 'HTTP 410'],
+      [null, 'subscriber disabled: HTTP 410 Gone'],
+    ]);
+    expect(rx.received).toHaveLength(1);
+    expect(await outcomes(e, 'gone')).toEqual({ disabled: 1 });
+  });
+
+  it('429 with Retry-After: the next attempt waits what the receiver asked, not the (shorter) schedule step', async () => {
+    const rx = await receiver(inTurn(answer(429, { 'retry-after': '1' }), answer(200)));
+    // A 50 ms first step: only honouring Retry-After can put a second between the attempts.
+    const e = engine([httpSubscriber('busy', rx.url, { retry: { schedule: [0.05, 5], jitter: 0 } })]);
+    await e.ingest([makeEvent({ seq: 7 })]);
+    await until(async () => (await outcomes(e, 'busy')).delivered === 1, 'the second attempt');
+    const [first, second] = rx.received;
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(990);
+  });
+
+  it('a subscriber that does not answer in time is a failed attempt, then retried', async () => {
+    const rx = await receiver(inTurn(hang, answer(200)));
+    const e = engine([httpSubscriber('slow', rx.url, { timeoutMs: 200 })]);
+    await e.ingest([makeEvent({ seq: 8 })]);
+    await until(async () => (await outcomes(e, 'slow')).delivered === 1, 'the retry');
+    expect(e.lines.some((l) => l.msg === 'delivery failed; will retry' && l.error === 'timeout after 200 ms')).toBe(true);
+  });
+
+  it('a connection reset is a failed attempt with the transport error recorded', async () => {
+    const rx = await receiver(reset);
+    const e = engine([httpSubscriber('flaky', rx.url, { retry: { schedule: [0.01], jitter: 0 } })]);
+    await e.ingest([makeEvent({ seq: 9 })]);
+    await until(async () => (await e.store.listDeadLetters()).length === 1, 'the dead letter');
+    const [dead] = await e.store.listDeadLetters();
+    expect(dead?.lastStatus).toBeUndefined();
+    expect(dead?.lastError).toMatch(/UND_ERR_SOCKET|ECONNRESET|other side closed/);
+    expect(rx.received).toHaveLength(2);
+  });
+
+  it('redirects are not followed: a 302 is a failure and its target is never called', async () => {
+    const target = await receiver(answer(200));
+    const rx = await receiver(answer(302, { location: target.url }));
+    const e = engine([httpSubscriber('moved', rx.url, { retry: { schedule: [], jitter: 0 } })]);
+    await e.ingest([makeEvent({ seq: 10 })]);
+    await until(async () => (await e.store.listDeadLetters()).length === 1, 'the dead letter');
+    expect((await e.store.listDeadLetters())[0]?.lastError).toBe('HTTP 302 (redirects are not followed)');
+    expect(target.received).toHaveLength(0);
+  });
+
+  it('a request that cannot be built (a malformed signing secret) is a failed attempt, never a stuck delivery', async () => {
+    const rx = await receiver(answer(200));
+    const e = engine([httpSubscriber('bad-key', rx.url, { signingKeys: ['whsec_dG9vc2hvcnQ='], retry: { schedule: [], jitter: 0 } })]);
+    await e.ingest([makeEvent({ seq: 14 })]);
+    await until(async () => (await e.store.listDeadLetters()).length === 1, 'the dead letter');
+    expect((await e.store.listDeadLetters())[0]?.lastError).toMatch(/^cannot build the request: a signing secret must decode to/);
+    expect(rx.received).toHaveLength(0);
+  });
+
+  it('a slow subscriber does not delay a fast one', async () => {
+    const held: ServerResponse[] = [];
+    const slow = await receiver((_got, res) => void held.push(res));
+    const fast = await receiver(answer(200));
+    const e = engine([httpSubscriber('slow', slow.url, { maxConcurrency: 1, timeoutMs: 10_000 }), httpSubscriber('fast', fast.url, { maxConcurrency: 1 })]);
+    const events = Array.from({ length: 10 }, (_, i) => makeEvent({ seq: 100 + i }));
+    for (const ev of events) await e.ingest([ev]);
+    await until(() => fast.received.length === 10, 'every event at the fast subscriber');
+    // The fast one has everything while the slow one still holds its first request.
+    expect(slow.received).toHaveLength(1);
+    expect(fast.received.map((r) => r.headers['webhook-id'])).toEqual(events.map((ev) => ev.EventId));
+    const release = async () => {
+      while (slow.received.length < 10 || held.length > 0) {
+        held.splice(0).forEach((res) => res.writeHead(200).end());
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await release();
+    await until(async () => (await outcomes(e, 'slow')).delivered === 10, 'the slow subscriber to catch up');
+  });
+
+  it('a log subscriber writes each event as one structured log line', async () => {
+    const e = engine([{ name: 'log', type: 'log', format: 'json', headers: {}, timeoutMs: 1000, maxConcurrency: 1, retry: { schedule: [], jitter: 0 } }]);
+    const event = makeEvent({ seq: 11 });
+    await e.ingest([event]);
+    await until(async () => (await outcomes(e, 'log')).delivered === 1, 'the log line');
+    const lines = e.lines.filter((l) => l.subscriber === 'log' && l.event !== undefined);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.event).toEqual(event);
+    expect(lines[0]?.msg).toContain(event.EventType);
+  });
+
+  it('shutdown waits for in-flight sends up to the bound, then releases their leases', async () => {
+    const rx = await receiver(hang);
+    const e = startEngine([httpSubscriber('ops', rx.url, { timeoutMs: 10_000 })]);
+    const event = makeEvent({ seq: 12 });
+    await e.ingest([event]);
+    await until(() => rx.received.length === 1, 'the send to start');
+    await e.worker.stop({ graceMs: 50 });
+    expect(e.worker.running()).toBe(false);
+    const [c] = await e.store.claim('ops', { now: Date.now(), limit: 1, leaseMs: 1000 });
+    expect([c?.event.EventId, c?.delivery.attempts]).toEqual([event.EventId, 0]);
+    await e.close();
+  });
+
+  it('deliveries pending when the store closed are sent by the next worker on the same file', async () => {
+    const rx = await receiver(answer(200));
+    const first = startEngine([httpSubscriber('ops', rx.url)]);
+    cleanups.push(first.close);
+    await first.worker.stop();
+    const event = makeEvent({ seq: 13 });
+    await first.ingest([event]);
+    await first.store.close();
+    expect(rx.received).toHaveLength(0);
+
+    const store = openSqliteStore({ file: first.file });
+    const sender = createSender();
+    const worker = startWorker({ store, send: sender.send, log: silentLogger() }, [httpSubscriber('ops', rx.url)]);
+    cleanups.push(async () => {
+      await worker.stop();
+      await sender.close();
+      await store.close();
+    });
+    await until(() => rx.received.length === 1, 'the pending delivery');
+    expect(rx.received[0]?.headers['webhook-id']).toBe(event.EventId);
+  });
+});
