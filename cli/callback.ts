@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { resolveDataDir } from '../common/data-dir.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { retryScaleFromEnv } from '../callback/retry.js';
-import { adminTokenPath, startCallback, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
+import { adminTokenPath, startCallback, type CallbackRuntime, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
 import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
@@ -51,7 +51,7 @@ export interface CallbackFlags {
   logLevel: string;
 }
 
-function parseFlags(args: string[], env: NodeJS.ProcessEnv): CallbackFlags | 'help' {
+export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): CallbackFlags | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
@@ -155,7 +155,7 @@ async function connectCluster(flags: CallbackFlags, env: NodeJS.ProcessEnv, log:
 }
 
 /** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
-function untilSignal(): Promise<string> {
+export function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
     const onSignal = (sig: string) => {
       process.removeListener('SIGINT', onSignal);
@@ -169,28 +169,17 @@ function untilSignal(): Promise<string> {
   });
 }
 
-async function run(args: string[], io: CliIo): Promise<number> {
-  let flags: CallbackFlags | 'help';
-  try {
-    flags = parseFlags(args, io.env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`kfp-notify callback: ${err.message}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
-  if (flags === 'help') {
-    io.stdout.write(USAGE);
-    return EXIT_OK;
-  }
-  const log = createLogger({ level: flags.logLevel, destination: io.stdout });
-
-  const registry = new Registry();
+/**
+ * Starts a callback from parsed flags: cluster services, subscribers file, runtime. Shared by
+ * `callback` and `serve`. Resolves to the runtime, or to an exit code after printing why not.
+ */
+export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logger, registry: Registry): Promise<CallbackRuntime | number> {
   let cluster: ClusterServices | undefined;
   if (flags.cluster) {
     try {
       cluster = await connectCluster(flags, io.env, log, registry);
     } catch (err) {
-      io.stderr.write(`kfp-notify callback: ${err instanceof Error ? err.message : String(err)}\n`);
+      io.stderr.write(`kfp-notify: ${err instanceof Error ? err.message : String(err)}\n`);
       return EXIT_FAILURE;
     }
   }
@@ -201,14 +190,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
       subscribers = await watchSubscriberFiles({ file: flags.subscribersFile, ...(flags.secretsFile ? { secretsFile: flags.secretsFile } : {}), log });
     } catch (err) {
       const msg = err instanceof SubscriberConfigError ? err.errors.map((e) => `  ${e}`).join('\n') : `  ${err instanceof Error ? err.message : String(err)}`;
-      io.stderr.write(`kfp-notify callback: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
+      io.stderr.write(`kfp-notify: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
+      await cluster?.close?.();
       return EXIT_USAGE;
     }
   }
 
-  let runtime;
   try {
-    runtime = await startCallback({
+    return await startCallback({
       dataDir: flags.dataDir,
       log,
       listen: { host: flags.host, port: flags.port },
@@ -222,9 +211,27 @@ async function run(args: string[], io: CliIo): Promise<number> {
   } catch (err) {
     await subscribers?.close();
     await cluster?.close?.();
-    io.stderr.write(`kfp-notify callback: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr.write(`kfp-notify: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let flags: CallbackFlags | 'help';
+  try {
+    flags = parseCallbackFlags(args, io.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`kfp-notify callback: ${err.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if (flags === 'help') {
+    io.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  const log = createLogger({ level: flags.logLevel, destination: io.stdout });
+  const runtime = await launchCallback(flags, io, log, new Registry());
+  if (typeof runtime === 'number') return runtime;
   log.info({ url: runtime.url, adminTokenFile: flags.adminTokenFile ?? adminTokenPath(flags.dataDir) }, 'callback listening');
   const signal = await untilSignal();
   log.info({ signal }, 'shutting down');

@@ -1,11 +1,295 @@
-import type { Command } from './io.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import jsonPatch, { type Operation } from 'fast-json-patch';
+import { Registry } from 'prom-client';
+import { createLogger, silentLogger, type Logger } from '../common/logger.js';
+import { parseDocuments } from '../common/yaml-docs.js';
+import { fixedSubscribers, startCallback, type CallbackRuntime } from '../callback/runtime.js';
+import { verify } from '../callback/signing.js';
+import { parseSubscribers } from '../callback/subscribers/parse.js';
+import { kfpFlavour } from '../webhook/inject/kfp-steps.js';
+import { defaultInjectOptions } from '../webhook/inject/options.js';
+import type { Workflow } from '../webhook/inject/workflow-types.js';
+import { ensureSelfSignedCert } from '../webhook/self-signed.js';
+import { startWebhookServer, type RunningWebhook } from '../webhook/server.js';
+import { loadHookKeys } from '../common/data-dir.js';
+import { asCreatedByKfp } from './demo/kfp-api-server.js';
+import { hookRequest } from './demo/hook-request.js';
+import { simulateRun } from './demo/simulate-run.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
-// Placeholder until the command lands; exits 1 so nothing mistakes it for working.
+const DEFAULT_WORKFLOW = fileURLToPath(new URL('../../examples/workflows/pipeline_with_exit_handler.yaml', import.meta.url));
+
+const USAGE = `Usage: kfp-notify demo [options]
+
+Shows the whole path on this machine, no cluster needed: starts the callback and the webhook on
+loopback, admits a real KFP workflow through the webhook (HTTPS, AdmissionReview), plays the hook
+calls its run would make, and prints what three local subscribers receive.
+
+Options:
+  -f FILE          a compiled KFP workflow (default: examples/workflows/pipeline_with_exit_handler.yaml)
+  --fail STEP      a DAG task that fails in the played run (repeatable; default: fail-op when present)
+  --mode M         container (default) or http hook templates
+  --data-dir D     keep state here (default: a temporary dir, removed afterwards)
+  --verbose        also print the services' JSON logs on stderr
+  -h, --help       show this help
+`;
+
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+interface DemoFlags {
+  file: string;
+  fail?: string[];
+  mode: 'container' | 'http';
+  dataDir?: string;
+  verbose: boolean;
+}
+
+function parseFlags(args: string[]): DemoFlags | 'help' {
+  let v;
+  try {
+    v = parseArgs({
+      args,
+      strict: true,
+      options: {
+        file: { type: 'string', short: 'f' },
+        fail: { type: 'string', multiple: true },
+        mode: { type: 'string', default: 'container' },
+        'data-dir': { type: 'string' },
+        verbose: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (v.help) return 'help';
+  if (v.mode !== 'container' && v.mode !== 'http') throw new UsageError(`--mode must be container or http (got ${v.mode})`);
+  return {
+    file: v.file ?? DEFAULT_WORKFLOW,
+    ...(v.fail ? { fail: v.fail } : {}),
+    mode: v.mode,
+    ...(v['data-dir'] ? { dataDir: v['data-dir'] } : {}),
+    verbose: v.verbose,
+  };
+}
+
+async function startReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', headers: req.headers, body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+}
+
+/** The apiserver's side of admission: POST an AdmissionReview over HTTPS, trusting the webhook's cert. */
+function admit(webhook: RunningWebhook, ca: string, wf: Workflow, namespace: string): Promise<{ patch: Operation[]; warnings: string[] }> {
+  const review = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: randomUUID(),
+      kind: { group: 'argoproj.io', version: 'v1alpha1', kind: 'Workflow' },
+      resource: { group: 'argoproj.io', version: 'v1alpha1', resource: 'workflows' },
+      namespace,
+      operation: 'CREATE',
+      userInfo: { username: 'system:serviceaccount:kubeflow:ml-pipeline' },
+      object: wf,
+      dryRun: false,
+    },
+  };
+  const body = JSON.stringify(review);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${webhook.url}/mutate?timeout=5s`,
+      { method: 'POST', ca, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          try {
+            const response = (JSON.parse(text) as { response?: { patch?: string; warnings?: string[] } }).response ?? {};
+            const patch = response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Operation[]) : [];
+            resolve({ patch, warnings: response.warnings ?? [] });
+          } catch (err) {
+            reject(new Error(`webhook answered HTTP ${res.statusCode}: ${text.slice(0, 200)} (${String(err)})`));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}
+
+function describe(r: Received, secret: string): { subscriber: string; event: Record<string, unknown>; note: string } {
+  const subscriber = r.path.slice(1);
+  const parsed = JSON.parse(r.body) as Record<string, unknown>;
+  if (subscriber === 'run-completions') {
+    const data = (parsed.data ?? {}) as Record<string, unknown>;
+    return { subscriber, event: { EventType: parsed.type, NodeName: '', Message: `status ${String(data.status)}` }, note: 'CloudEvents structured' };
+  }
+  if (subscriber === 'team-webhook') {
+    const signed = verify({ headers: r.headers as Record<string, string>, body: r.body, secrets: [secret], now: Date.now() / 1000 });
+    return { subscriber, event: parsed, note: signed ? 'signature verified' : 'SIGNATURE INVALID' };
+  }
+  return { subscriber, event: parsed, note: 'kfp-event-handler format' };
+}
+
+async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
+  const out = (s = ''): boolean => io.stdout.write(`${s}\n`);
+  const dataDir = flags.dataDir ?? mkdtempSync(join(tmpdir(), 'kfp-notify-demo-'));
+  const log: Logger = flags.verbose ? createLogger({ level: 'info' }) : silentLogger();
+  const compiled = parseDocuments(readFileSync(flags.file, 'utf8'), flags.file)[0] as Workflow;
+  const receiver = await startReceiver();
+  const signingSecret = `whsec_${randomBytes(24).toString('base64')}`;
+  const { subscribers, errors } = parseSubscribers(
+    {
+      'team-webhook': { url: `${receiver.url}/team-webhook`, signingKey: { secretKeyRef: { name: 'demo-signing', key: 'key' } } },
+      'legacy-handler': `${receiver.url}/legacy-handler`,
+      'run-completions': { url: `${receiver.url}/run-completions`, format: 'cloudevents-structured', eventTypes: ['WorkflowSucceeded', 'WorkflowFailed'] },
+    },
+    (ref) => (ref.name === 'demo-signing' && ref.key === 'key' ? signingSecret : undefined),
+  );
+  if (errors.length > 0) throw new Error(`demo subscribers: ${errors.join('; ')}`);
+
+  let callback: CallbackRuntime | undefined;
+  let webhook: RunningWebhook | undefined;
+  try {
+    const registry = new Registry();
+    callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry });
+    const cert = await ensureSelfSignedCert(dataDir);
+    const hookKey = loadHookKeys({ dataDir })[0];
+    if (!hookKey) throw new Error('no hook key');
+    const callbackUrl = callback.url ?? '';
+    const injectOptions = defaultInjectOptions({ hookKey, callbackUrl, mode: flags.mode });
+    webhook = await startWebhookServer({
+      host: '127.0.0.1',
+      port: 0,
+      certFile: cert.certFile,
+      keyFile: cert.keyFile,
+      logger: log,
+      registry: new Registry(),
+      getInjectOptions: () => injectOptions,
+    });
+    out('kfp-notify demo: the whole path on this machine, no cluster');
+    out();
+    out(`1. Callback on ${callbackUrl}, webhook on ${webhook.url} (self-signed certificate in ${dataDir})`);
+    out('   Subscribers (three local HTTP endpoints):');
+    out('     team-webhook     documented JSON, signed (Standard Webhooks)');
+    out('     legacy-handler   a kfp-event-handler "name: URI" line, unchanged');
+    out('     run-completions  CloudEvents 1.0 structured, run ends only');
+
+    const namespace = 'kubeflow';
+    const runId = randomUUID();
+    const created = asCreatedByKfp(compiled, { runId, runName: 'demo run', namespace });
+    const { patch, warnings } = await admit(webhook, readFileSync(cert.certFile, 'utf8'), created, namespace);
+    if (patch.length === 0) {
+      out(`\nThe webhook left the workflow unchanged: ${warnings.join('; ') || 'not a KFP workflow'}`);
+      return EXIT_FAILURE;
+    }
+    const injected = jsonPatch.applyPatch(structuredClone(created), patch, false, false).newDocument as Workflow;
+    const status = JSON.parse(injected.metadata?.annotations?.['kfp-notify.kubeflow.org/status'] ?? '{}') as { hookedTasks?: string[] };
+    out();
+    out(`2. Admitted ${flags.file.replace(`${process.cwd()}/`, '')} (KFP ${kfpFlavour(created)}) as run ${runId}`);
+    out(`   The webhook answered "allowed" with a ${patch.length}-operation JSON Patch: a running hook, an exit handler,`);
+    out(`   and exit hooks on ${status.hookedTasks?.length ?? 0} steps (${(status.hookedTasks ?? []).map((t) => t.split('/').pop()).join(', ')})`);
+
+    const failTasks = flags.fail ?? (JSON.stringify(created).includes('"fail-op"') ? ['fail-op'] : []);
+    const workflowName = `${created.metadata?.generateName ?? 'run-'}x7k2p`;
+    const run = simulateRun(injected, { workflowName, workflowUid: randomUUID(), namespace, failTasks });
+    out();
+    out(`3. Played the run as Argo would (${failTasks.length > 0 ? `${failTasks.join(', ')} fails` : 'every step succeeds'}): ${run.firings.length} hook calls`);
+    let accepted = 0;
+    for (const firing of run.firings) {
+      const req = hookRequest(injected, firing);
+      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
+      const answer = (await res.json().catch(() => ({}))) as { eventIds?: string[] };
+      accepted += answer.eventIds?.length ?? 0;
+      const form = new URLSearchParams(req.body);
+      const what = `${form.get('event') ?? ''} ${form.get('nodeDisplayName') || form.get('workflowStatus') || ''}`.trim();
+      out(`   ${what.padEnd(34)} → HTTP ${res.status}, ${answer.eventIds?.length ?? 0} event(s)`);
+    }
+
+    // Every accepted event reaches team-webhook and legacy-handler; run ends also reach run-completions.
+    await waitFor(() => {
+      const perSub = (s: string) => receiver.received.filter((r) => r.path === `/${s}`).length;
+      return perSub('team-webhook') >= accepted && perSub('legacy-handler') >= accepted && perSub('run-completions') >= 1;
+    }, 15_000);
+    out();
+    out(`4. Deliveries (${receiver.received.length}):`);
+    for (const r of receiver.received) {
+      const d = describe(r, signingSecret);
+      out(`   ${d.subscriber.padEnd(16)} ${String(d.event.EventType).padEnd(38)} ${String(d.event.NodeName ?? '').padEnd(12)} ${d.note}`);
+    }
+    const sample = receiver.received.find((r) => r.path === '/legacy-handler' && r.body.includes('WorkflowNodeFailed')) ?? receiver.received[0];
+    if (sample) {
+      out();
+      out(`One delivery, as ${sample.path.slice(1)} received it:`);
+      out(JSON.stringify(JSON.parse(sample.body), null, 2));
+    }
+    out();
+    out('Next: `npx kfp-notify serve` runs the same services until Ctrl-C; see the README.');
+    return EXIT_OK;
+  } finally {
+    await webhook?.close();
+    await callback?.close();
+    await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
+    if (!flags.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 export const command: Command = {
   name: 'demo',
-  summary: '',
-  run: async (_args, io) => {
-    io.stderr.write('kfp-notify demo: not built yet\n');
-    return 1;
+  summary: 'admit a real KFP workflow, play its hook calls, print the deliveries',
+  run: async (args, io) => {
+    let flags: DemoFlags | 'help';
+    try {
+      flags = parseFlags(args);
+    } catch (err) {
+      if (err instanceof UsageError) {
+        io.stderr.write(`kfp-notify demo: ${err.message}\n\n${USAGE}`);
+        return EXIT_USAGE;
+      }
+      throw err;
+    }
+    if (flags === 'help') {
+      io.stdout.write(USAGE);
+      return EXIT_OK;
+    }
+    try {
+      return await runDemo(flags, io);
+    } catch (err) {
+      io.stderr.write(`kfp-notify demo: ${err instanceof Error ? err.message : String(err)}\n`);
+      return EXIT_FAILURE;
+    }
   },
 };

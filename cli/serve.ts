@@ -1,11 +1,166 @@
-import type { Command } from './io.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { ensureDataDir, resolveDataDir } from '../common/data-dir.js';
+import { createLogger } from '../common/logger.js';
+import { adminTokenPath } from '../callback/runtime.js';
+import { checkSettings, describeOptions, loadInjectOptions } from '../webhook/injector-config.js';
+import { ensureSelfSignedCert } from '../webhook/self-signed.js';
+import { startWebhookServer } from '../webhook/server.js';
+import { launchCallback, parseCallbackFlags, untilSignal } from './callback.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
-// Placeholder until the command lands; exits 1 so nothing mistakes it for working.
+const USAGE = `Usage: kfp-notify serve [options]
+
+Runs the webhook and the callback together on loopback, no cluster needed: the webhook (HTTPS, a
+self-signed certificate made in the data dir on first run) injects hooks that call this callback.
+Workflows injected with \`kfp-notify inject --callback-url http://127.0.0.1:<callback port>\` and the
+same data dir make hook calls it accepts. Logs are JSON lines on stdout; Ctrl-C stops both.
+
+Options:
+  --data-dir D          state: callback.db, hook-key, admin-token, tls.crt/tls.key, hook-secrets.json
+                        (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
+  --callback-port N     callback port (default 8080; 0 picks a free one)
+  --webhook-port N      webhook port (default 8443; 0 picks a free one)
+  --host H              address both bind (default 127.0.0.1)
+  --subscribers FILE    subscribers as ConfigMap data (YAML/JSON), watched; default: one "log" subscriber
+  --secrets FILE        signing secrets for --subscribers: { "<secret>": { "<key>": "<value>" } }
+  --argo-version X      the Argo version the injected hooks target (default 4.0.5)
+  --mode M              container (default) or http hook templates
+  --retry-scale X       multiply every retry delay by X (default 1)
+  --no-cluster          never talk to Kubernetes (the default unless in a pod)
+  --watch-grace D       with a cluster: how long the status watcher waits for a hook (default 60s)
+  --log-level L         trace, debug, info, warn, error (default info)
+  -h, --help            show this help
+`;
+
+interface ServeFlags {
+  callbackArgs: string[];
+  webhookPort: number;
+  host: string;
+  argoVersion?: string;
+  mode?: string;
+}
+
+function parseServeFlags(args: string[]): ServeFlags | 'help' {
+  let v;
+  try {
+    v = parseArgs({
+      args,
+      strict: true,
+      options: {
+        'data-dir': { type: 'string' },
+        'callback-port': { type: 'string', default: '8080' },
+        'webhook-port': { type: 'string', default: '8443' },
+        host: { type: 'string', default: '127.0.0.1' },
+        subscribers: { type: 'string' },
+        secrets: { type: 'string' },
+        'argo-version': { type: 'string' },
+        mode: { type: 'string' },
+        'retry-scale': { type: 'string' },
+        'no-cluster': { type: 'boolean', default: false },
+        'watch-grace': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (v.help) return 'help';
+  const webhookPort = Number(v['webhook-port']);
+  if (!Number.isInteger(webhookPort) || webhookPort < 0 || webhookPort > 65535) {
+    throw new UsageError(`--webhook-port must be an integer from 0 to 65535 (got ${v['webhook-port']})`);
+  }
+  // The callback half takes the callback command's own flags, so both parse (and fail) alike.
+  const pass = (flag: string, value: string | undefined): string[] => (value === undefined ? [] : [flag, value]);
+  const callbackArgs = [
+    ...pass('--port', v['callback-port']),
+    ...pass('--host', v.host),
+    ...pass('--data-dir', v['data-dir']),
+    ...pass('--subscribers', v.subscribers),
+    ...pass('--secrets', v.secrets),
+    ...pass('--retry-scale', v['retry-scale']),
+    ...pass('--watch-grace', v['watch-grace']),
+    ...pass('--log-level', v['log-level']),
+    ...(v['no-cluster'] ? ['--no-cluster'] : []),
+  ];
+  return {
+    callbackArgs,
+    webhookPort,
+    host: v.host,
+    ...(v['argo-version'] ? { argoVersion: v['argo-version'] } : {}),
+    ...(v.mode ? { mode: v.mode } : {}),
+  };
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  let flags;
+  let callbackFlags;
+  let settings;
+  try {
+    flags = parseServeFlags(args);
+    if (flags === 'help') {
+      io.stdout.write(USAGE);
+      return EXIT_OK;
+    }
+    callbackFlags = parseCallbackFlags(flags.callbackArgs, io.env);
+    if (callbackFlags === 'help') return EXIT_OK;
+    settings = checkSettings({ argoVersion: flags.argoVersion, mode: flags.mode }, (k) => `--${k === 'argoVersion' ? 'argo-version' : k}`);
+  } catch (err) {
+    if (!(err instanceof Error) || (err.name !== 'UsageError' && err.name !== 'ConfigError')) throw err;
+    io.stderr.write(`kfp-notify serve: ${err.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+
+  const log = createLogger({ level: callbackFlags.logLevel, destination: io.stdout });
+  const dataDir = ensureDataDir(callbackFlags.dataDir);
+  // The local notifier reads nothing from a Kubernetes Secret (its token is minted into the template),
+  // so a local run needs no secret values: say so in the file a local player would read.
+  writeFileSync(join(dataDir, 'hook-secrets.json'), '{}\n', { mode: 0o600 });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'kfp_notify_' });
+
+  const callback = await launchCallback(callbackFlags, io, log, registry);
+  if (typeof callback === 'number') return callback;
+  let webhook;
+  try {
+    const cert = await ensureSelfSignedCert(dataDir);
+    const injectOptions = loadInjectOptions({ flags: { ...settings, callbackUrl: callback.url }, dataDir });
+    webhook = await startWebhookServer({
+      host: flags.host,
+      port: flags.webhookPort,
+      certFile: cert.certFile,
+      keyFile: cert.keyFile,
+      logger: log,
+      registry: new Registry(),
+      getInjectOptions: () => injectOptions,
+    });
+    log.info({ webhook: webhook.url, callback: callback.url, dataDir, inject: describeOptions(injectOptions) }, 'serve ready');
+    io.stderr.write(
+      [
+        `kfp-notify serve: webhook ${webhook.url}/mutate (certificate ${cert.certFile})`,
+        `                  callback ${callback.url}/v1/hooks (admin token ${adminTokenPath(dataDir)})`,
+        `Inject a workflow for it: npx kfp-notify inject -f FILE --callback-url ${callback.url}${dataDir === resolveDataDir() ? '' : ` --data-dir ${dataDir}`}`,
+        'Ctrl-C stops both.',
+        '',
+      ].join('\n'),
+    );
+  } catch (err) {
+    await callback.close();
+    io.stderr.write(`kfp-notify serve: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+  const signal = await untilSignal();
+  log.info({ signal }, 'shutting down');
+  await webhook.close();
+  await callback.close();
+  return EXIT_OK;
+}
+
 export const command: Command = {
   name: 'serve',
-  summary: '',
-  run: async (_args, io) => {
-    io.stderr.write('kfp-notify serve: not built yet\n');
-    return 1;
-  },
+  summary: 'run webhook and callback on loopback, no cluster needed',
+  run,
 };
