@@ -1,13 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import jsonPatch, { type Operation } from 'fast-json-patch';
+import jsonPatch from 'fast-json-patch';
 import { Registry } from 'prom-client';
 import { createLogger, silentLogger, type Logger } from '../common/logger.js';
 import { parseDocuments } from '../common/yaml-docs.js';
@@ -20,6 +19,7 @@ import type { Workflow } from '../webhook/inject/workflow-types.js';
 import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer, type RunningWebhook } from '../webhook/server.js';
 import { loadHookKeys } from '../common/data-dir.js';
+import { admit } from './demo/admit.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
 import { simulateRun } from './demo/simulate-run.js';
@@ -100,47 +100,6 @@ async function startReceiver(): Promise<{ server: Server; url: string; received:
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
 }
 
-/** The apiserver's side of admission: POST an AdmissionReview over HTTPS, trusting the webhook's cert. */
-function admit(webhook: RunningWebhook, ca: string, wf: Workflow, namespace: string): Promise<{ patch: Operation[]; warnings: string[] }> {
-  const review = {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: randomUUID(),
-      kind: { group: 'argoproj.io', version: 'v1alpha1', kind: 'Workflow' },
-      resource: { group: 'argoproj.io', version: 'v1alpha1', resource: 'workflows' },
-      namespace,
-      operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kubeflow:ml-pipeline' },
-      object: wf,
-      dryRun: false,
-    },
-  };
-  const body = JSON.stringify(review);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      `${webhook.url}/mutate?timeout=5s`,
-      { method: 'POST', ca, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          try {
-            const response = (JSON.parse(text) as { response?: { patch?: string; warnings?: string[] } }).response ?? {};
-            const patch = response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Operation[]) : [];
-            resolve({ patch, warnings: response.warnings ?? [] });
-          } catch (err) {
-            reject(new Error(`webhook answered HTTP ${res.statusCode}: ${text.slice(0, 200)} (${String(err)})`));
-          }
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -211,7 +170,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
     const namespace = 'kubeflow';
     const runId = randomUUID();
     const created = asCreatedByKfp(compiled, { runId, runName: 'demo run', namespace });
-    const { patch, warnings } = await admit(webhook, readFileSync(cert.certFile, 'utf8'), created, namespace);
+    const { patch, warnings } = await admit(webhook.url, readFileSync(cert.certFile, 'utf8'), created, namespace);
     if (patch.length === 0) {
       out(`\nThe webhook left the workflow unchanged: ${warnings.join('; ') || 'not a KFP workflow'}`);
       return EXIT_FAILURE;

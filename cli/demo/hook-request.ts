@@ -48,6 +48,19 @@ function fieldRef(path: string, wf: Workflow, firing: HookFiring): string {
   return (m[1] === 'labels' ? labels : annotations)[m[2] ?? ''] ?? '';
 }
 
+function notifierTemplate(wf: Workflow): Template {
+  const tmpl = wf.spec?.templates?.find((t) => t.name === HOOK_TEMPLATE);
+  if (!tmpl) throw new Error(`the Workflow has no ${HOOK_TEMPLATE} template: was it injected?`);
+  return tmpl;
+}
+
+/** The container notifier's command line and the env its pod would get for this firing. */
+export function hookPod(wf: Workflow, firing: HookFiring, secrets: HookSecrets = {}): { command: string[]; env: Record<string, string> } {
+  const tmpl = notifierTemplate(wf);
+  const container = (tmpl.container ?? {}) as { command?: string[]; args?: string[] };
+  return { command: [...(container.command ?? []), ...(container.args ?? [])], env: podEnv(tmpl, wf, firing, secrets) };
+}
+
 function podEnv(tmpl: Template, wf: Workflow, firing: HookFiring, secrets: HookSecrets): Record<string, string> {
   const container = (tmpl.container ?? {}) as { env?: EnvVar[] };
   const env: Record<string, string> = {};
@@ -88,7 +101,6 @@ function httpRequest(tmpl: Template, firing: HookFiring, secrets: HookSecrets): 
 }
 
 export function hookRequest(wf: Workflow, firing: HookFiring, secrets: HookSecrets = {}): HookRequest {
-  const tmpl = wf.spec?.templates?.find((t) => t.name === HOOK_TEMPLATE);
-  if (!tmpl) throw new Error(`the Workflow has no ${HOOK_TEMPLATE} template: was it injected?`);
+  const tmpl = notifierTemplate(wf);
   return tmpl.http ? httpRequest(tmpl, firing, secrets) : containerRequest(tmpl, wf, firing, secrets);
 }

@@ -1,10 +1,16 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseDocuments } from '../../common/yaml-docs.js';
+import { asCreatedByKfp } from '../../cli/demo/kfp-api-server.js';
+import type { Workflow } from '../../webhook/inject/workflow-types.js';
 
-/** The shared, byte-for-byte upstream fixtures (see /work/shared/fixtures/SOURCES.md). */
-export const FIXTURES_DIR = process.env.KFP_NOTIFY_FIXTURES ?? '/work/shared/fixtures';
+/**
+ * The shared, byte-for-byte upstream fixtures (see ../shared/fixtures/SOURCES.md): `shared/` sits beside
+ * the checkout, on developers' machines and in CI alike.
+ */
+export const FIXTURES_DIR = process.env.KFP_NOTIFY_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures', import.meta.url));
 
 const WORKFLOW_DIRS = [
   { dir: 'kfp-v1-compiler', flavour: 'v1' },
@@ -49,29 +55,11 @@ const obj = (parent: Obj, key: string): Obj => {
  */
 export function admittedFixture(path: string, runId = DEFAULT_RUN_ID, opts: { namespace?: string; runName?: string } = {}): Obj {
   const [doc] = parseDocuments(readFileSync(path, 'utf8'), path);
-  // ReplaceUID: strings.ReplaceAll over the serialized Workflow.
-  const wf = JSON.parse(JSON.stringify(doc).replaceAll('{{workflow.uid}}', runId)) as Obj;
-  const v1 = path.includes('kfp-v1-compiler');
-  const metadata = obj(wf, 'metadata');
-  metadata.namespace = opts.namespace ?? DEFAULT_NAMESPACE;
-  obj(metadata, 'labels')['pipeline/runid'] = runId;
-  obj(metadata, 'annotations')['pipelines.kubeflow.org/run_name'] = opts.runName ?? `run of ${basename(path, '.yaml')}`;
-  const spec = obj(wf, 'spec');
-  obj(obj(spec, 'podMetadata'), 'labels')['pipeline/runid'] = runId;
-  if (v1) {
-    const templates = Array.isArray(spec.templates) ? (spec.templates as Obj[]) : [];
-    for (const t of templates) {
-      const meta = obj(t, 'metadata');
-      obj(meta, 'labels')['pipelines.kubeflow.org/cache_enabled'] = 'true';
-      const annotations = obj(meta, 'annotations');
-      annotations['sidecar.istio.io/inject'] ??= 'false';
-      // The API server marks the UI metadata and metrics artifacts optional.
-      const outputs = t.outputs as Obj | undefined;
-      const artifacts = Array.isArray(outputs?.artifacts) ? (outputs.artifacts as Obj[]) : [];
-      for (const a of artifacts) if (a.name === 'mlpipeline-ui-metadata' || a.name === 'mlpipeline-metrics') a.optional = true;
-    }
-  }
-  return wf;
+  return asCreatedByKfp(doc as Workflow, {
+    runId,
+    runName: opts.runName ?? `run of ${basename(path, '.yaml')}`,
+    namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+  }) as Obj;
 }
 
 /** A fixed hook key, so that tokens (and so golden files) are stable. Test data, never a real key. */

@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { parseDocuments } from '../../common/yaml-docs.js';
 import { generateSelfSigned } from '../../webhook/self-signed.js';
+import { FIXTURES_DIR } from './fixtures.js';
 
 export interface TestCert {
   cert: string;
@@ -78,7 +79,7 @@ export function httpsRequest(
 
 // ---- What the kube-apiserver sends: bodies for the webhook tests (server, TLS and CLI). ----
 
-const FIXTURES = '/work/shared/fixtures';
+const FIXTURES = FIXTURES_DIR;
 
 /**
  * A compiled KFP pipeline from the shared fixtures as the KFP API server creates it: the fixture plus the

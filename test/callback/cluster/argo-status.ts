@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
+import { FIXTURES_DIR } from '../../helpers/fixtures.js';
 
 /**
  * Real-shaped Workflows for the watcher's tests: a compiled KFP fixture from /work/shared/fixtures,
@@ -8,7 +9,7 @@ import { load } from 'js-yaml';
  * it (node ids from the node name's FNV-1a hash, boundaryID, children, display names, phases).
  */
 
-export const FIXTURES = '/work/shared/fixtures';
+export const FIXTURES = FIXTURES_DIR;
 
 export type Wf = Record<string, unknown> & {
   metadata: Record<string, unknown> & { name: string; labels: Record<string, string>; annotations: Record<string, string> };

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { needsWorkflowLookup, normalizeHookCall, toWorkflowSnapshot, type NormalizeResult } from '../../../callback/normalize.js';
 import type { KfpEvent } from '../../../callback/types.js';
 import { BASE_CALL, IDS, NS, RECEIVED_AT, RUN, UID, WF, snapshot } from './sample.js';
+import { FIXTURES_DIR } from '../../helpers/fixtures.js';
 
 function events(r: NormalizeResult): KfpEvent[] {
   if (!r.ok) throw new Error(`expected ok, got ${r.status}: ${r.reason}`);
@@ -306,7 +307,7 @@ describe('needsWorkflowLookup', () => {
 
 describe('toWorkflowSnapshot (a Workflow shaped as the Kubernetes API returns it)', () => {
   // fixtures/kfp-v1-compiler/basic.yaml, created and run: metadata and status as Argo writes them.
-  const compiled = load(readFileSync('/work/shared/fixtures/kfp-v1-compiler/basic.yaml', 'utf8')) as Record<string, unknown>;
+  const compiled = load(readFileSync(`${FIXTURES_DIR}/kfp-v1-compiler/basic.yaml`, 'utf8')) as Record<string, unknown>;
   const workflow = {
     ...compiled,
     metadata: {

@@ -2,8 +2,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { K8sObject } from './render.js';
+import { FIXTURES_DIR } from '../../helpers/fixtures.js';
 
-export const OPENAPI_DIR = '/work/shared/fixtures/k8s-openapi-v3-1.32';
+export const OPENAPI_DIR = join(FIXTURES_DIR, 'k8s-openapi-v3-1.32');
 
 type Schema = Record<string, unknown>;
 
