@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { ensureDataDir, loadHookKeys } from '../common/data-dir.js';
+import { watchFiles } from '../common/file-watch.js';
 import type { HookKey } from '../common/hook-token.js';
 import type { Logger } from '../common/logger.js';
 import { buildApp, type EnrichHint } from './app.js';
@@ -62,6 +63,8 @@ export interface CallbackOptions {
   shutdownGraceMs?: number;
   /** Delivered work and its events are forgotten after this long (default 30 days). */
   retentionMs?: number;
+  /** How often the hook key file is stat'ed besides the directory watch (default 10 s). */
+  keyPollMs?: number;
   /** Largest SQLite file, bytes; past it hook calls get 503 instead of filling the volume. */
   maxStoreBytes?: number;
 }
@@ -120,6 +123,15 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
   const { log } = opts;
   const dataDir = ensureDataDir(opts.dataDir);
   const hookKeys: HookKey[] = loadHookKeys({ keyFile: opts.hookKeyFile, dataDir });
+  // Keys rotate without a restart: the app reads this array on every call, so it is refilled in place.
+  const keyWatch = watchFiles([opts.hookKeyFile ?? join(dataDir, 'hook-key')], () => {
+    try {
+      hookKeys.splice(0, hookKeys.length, ...loadHookKeys({ keyFile: opts.hookKeyFile, dataDir, create: false }));
+      log.info({ keys: hookKeys.map((k) => k.kid) }, 'hook keys reloaded');
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'hook key file unreadable; keeping the previous keys');
+    }
+  }, { logger: log, ...(opts.keyPollMs !== undefined ? { pollMs: opts.keyPollMs } : {}) });
   const adminToken = loadAdminToken({ file: opts.adminTokenFile, dataDir });
   const registry = opts.registry ?? new Registry();
   const metrics = callbackMetrics(registry);
@@ -193,6 +205,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
   let closing: Promise<void> | undefined;
   async function close(): Promise<void> {
     clearInterval(pruner);
+    keyWatch.close();
     await watcher?.stop();
     await app.close();
     await worker.stop({ graceMs: opts.shutdownGraceMs ?? 10_000 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadHookKeys } from '../../../common/data-dir.js';
 import { HOOK_PATH } from '../../../common/hook-contract.js';
-import { mintHookToken } from '../../../common/hook-token.js';
+import { hookKeyFromSecret, mintHookToken } from '../../../common/hook-token.js';
 import { silentLogger } from '../../../common/logger.js';
 import { startCallback, type CallbackRuntime, type SubscriberSource } from '../../../callback/runtime.js';
 import type { Ingest } from '../../../callback/ingest.js';
@@ -65,6 +65,37 @@ describe('startCallback wires a whole callback process (real SQLite, real HTTP o
     await res.body.dump();
     await until(() => rx.received.length === 1, 'the delivery');
     expect(JSON.parse(rx.received[0]?.body ?? '{}')).toMatchObject({ EventType: 'WorkflowRunning', KfpRunId: 'r1' });
+  });
+
+  it('rotates hook keys without a restart: a token from a newly added key is accepted, one from a removed key is refused', async () => {
+    const keyFile = join(dataDir, 'keys');
+    const oldSecret = 'old-hook-key-0123456789abcdef';
+    const newSecret = 'new-hook-key-0123456789abcdef';
+    writeFileSync(keyFile, `${oldSecret}\n`);
+    const rt = await start({ hookKeyFile: keyFile, keyPollMs: 50, subscribers: manualSource([httpSubscriber('ops', rx.url)]) });
+    const call = async (secret: string, runId: string): Promise<number> => {
+      const token = mintHookToken(hookKeyFromSecret(secret), { namespace: 'ns', kfpRunId: runId });
+      const res = await request(`${rt.url}${HOOK_PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ v: '1', event: 'workflow-running', kfpRunId: runId, namespace: 'ns', workflowName: 'wf' }),
+      });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    expect(await call(oldSecret, 'r-old')).toBe(202);
+    expect(await call(newSecret, 'r-new-early')).toBe(403);
+    // Rotation step 1: the new key signs, the old one still verifies.
+    writeFileSync(keyFile, `${newSecret}\n${oldSecret}\n`);
+    await until(async () => (await call(newSecret, 'r-new')) === 202, 'the new key to be accepted');
+    expect(await call(oldSecret, 'r-old-2')).toBe(202);
+    // Rotation step 2: the old key is dropped.
+    writeFileSync(keyFile, `${newSecret}\n`);
+    await until(async () => (await call(oldSecret, 'r-old-3')) === 403, 'the old key to be refused');
+    // An unreadable file keeps the keys in force.
+    writeFileSync(keyFile, '# no keys\n');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await call(newSecret, 'r-new-2')).toBe(202);
   });
 
   it('hands the cluster seam an ingest whose events are delivered once, even when the hook reports them too', async () => {
