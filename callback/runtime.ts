@@ -15,7 +15,7 @@ import { createSender } from './sender.js';
 import { openMemoryStore } from './store/memory.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { DeliveryStore } from './store/types.js';
-import type { Subscriber, WorkflowSnapshot } from './types.js';
+import type { DeliveryNotice, Subscriber, WorkflowSnapshot } from './types.js';
 import { startWorker, type Worker } from './worker.js';
 
 /**
@@ -42,6 +42,8 @@ export interface ClusterServices {
   enrich?: (namespace: string, workflowName: string, hint?: EnrichHint) => Promise<WorkflowSnapshot | undefined>;
   subscribers?: SubscriberSource;
   watch?: (ingest: Ingest) => { stop(): Promise<void>; ready?(): boolean };
+  /** Dead letters and disabled subscribers, reported as Kubernetes Events. */
+  notice?: (notice: DeliveryNotice) => void;
   close?: () => void | Promise<void>;
 }
 
@@ -149,7 +151,17 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
 
   const source = opts.subscribers ?? opts.cluster?.subscribers ?? fixedSubscribers([logSubscriber()]);
   const sender = createSender();
-  const worker = startWorker({ store, send: sender.send, log, metrics, ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}) }, source.current());
+  const worker = startWorker(
+    {
+      store,
+      send: sender.send,
+      log,
+      metrics,
+      ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
+      ...(opts.cluster?.notice ? { onNotice: opts.cluster.notice } : {}),
+    },
+    source.current(),
+  );
   const unsubscribe = source.onChange((subs) => worker.setSubscribers(subs));
   metrics.sampleQueue(async () => ({
     depth: await store.queueDepth(),

@@ -134,3 +134,14 @@ export interface WorkflowSnapshot {
   /** KFP "Terminate" (spec.activeDeadlineSeconds: 0) or spec.shutdown set. */
   terminated: boolean;
 }
+
+/**
+ * Something an admin should hear about beyond the logs: a subscriber disabled by a 410, or a delivery
+ * that used its last attempt. In a cluster these become Kubernetes Events (kubectl get events).
+ */
+export interface DeliveryNotice {
+  kind: 'subscriber-disabled' | 'dead-lettered';
+  subscriber: string;
+  eventId: string;
+  reason: string;
+}

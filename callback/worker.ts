@@ -5,7 +5,7 @@ import { nextDelay, scalePolicy } from './retry.js';
 import type { SendRequest } from './sender.js';
 import { sign } from './signing.js';
 import type { ClaimedDelivery, DeliveryStore } from './store/types.js';
-import type { KfpEvent, SendResult, Subscriber } from './types.js';
+import type { DeliveryNotice, KfpEvent, SendResult, Subscriber } from './types.js';
 
 /**
  * The delivery loop: one lane per subscriber, each with its own concurrency (Subscriber.maxConcurrency),
@@ -29,6 +29,8 @@ export interface WorkerDeps {
    * and demos. A receiver's Retry-After is still honoured in real seconds.
    */
   retryScale?: number;
+  /** Told when a delivery is dead-lettered or a subscriber disabled (Kubernetes Events in a cluster). */
+  onNotice?: (notice: DeliveryNotice) => void;
 }
 
 export interface Worker {
@@ -65,6 +67,10 @@ export function deliveryRequest(event: KfpEvent, sub: Subscriber, nowMs: number)
     ? sign({ id: event.EventId, timestamp, body, secrets: sub.signingKeys })
     : { 'webhook-id': event.EventId, 'webhook-timestamp': String(timestamp) };
   return { url: sub.url ?? '', headers: { ...sub.headers, ...headers, ...webhook }, body, timeoutMs: sub.timeoutMs };
+}
+
+function describeFailure(result: SendResult): string {
+  return result.status !== undefined ? `HTTP ${result.status}${result.error ? ` (${result.error})` : ''}` : (result.error ?? 'failed');
 }
 
 export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = []): Worker {
@@ -186,12 +192,14 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
         await store.deadLetter(delivery.id, note);
         outcome = 'dead';
         log.warn(context, 'delivery failed for the last time; moved to the dead letters');
+        deps.onNotice?.({ kind: 'dead-lettered', subscriber: sub.name, eventId: event.EventId, reason: describeFailure(result) });
         break;
       case 'disable': {
         await store.deadLetter(delivery.id, note);
         const moved = await store.disable(sub.name, result.status === 410 ? 'HTTP 410 Gone' : (result.error ?? 'disabled'), at);
         outcome = 'disabled';
         log.warn({ ...context, movedToDeadLetters: moved }, 'subscriber disabled; re-enable with POST /v1/subscribers/<name>/enable');
+        deps.onNotice?.({ kind: 'subscriber-disabled', subscriber: sub.name, eventId: event.EventId, reason: describeFailure(result) });
         break;
       }
     }

@@ -1,9 +1,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
-import type { KfpEvent, Subscriber, WorkflowSnapshot } from '../types.js';
+import type { DeliveryNotice, KfpEvent, Subscriber, WorkflowSnapshot } from '../types.js';
 import { startSubscriberConfigWatch } from './config-watch.js';
 import { createEnricher, type EnrichHint } from './enrich.js';
+import { createEventRecorder } from './events.js';
 import { startStatusWatcher } from './watcher.js';
 
 /**
@@ -37,6 +38,8 @@ export interface ClusterServices {
   enrich: (namespace: string, workflowName: string, hint?: EnrichHint) => Promise<WorkflowSnapshot | undefined>;
   subscribers?: ClusterSubscriberSource;
   watch: (ingest: (events: readonly KfpEvent[]) => Promise<unknown>) => { stop(): Promise<void>; ready(): boolean };
+  /** With a subscribers ConfigMap: dead letters and disabled subscribers become Events on it. */
+  notice?: (notice: DeliveryNotice) => void;
   close: () => Promise<void>;
 }
 
@@ -90,9 +93,13 @@ export async function startClusterServices(opts: ClusterServiceOptions): Promise
   const common = { kubeConfig: opts.kubeConfig, log: opts.log, ...(opts.registry ? { registry: opts.registry } : {}) };
   const subscribers = opts.subscribers ? await startClusterSubscribers({ ...common, subscribers: opts.subscribers }) : undefined;
   const enrich = createEnricher({ ...common, ...(opts.enrichTtlMs !== undefined ? { ttlMs: opts.enrichTtlMs } : {}) });
+  const notice = opts.subscribers
+    ? createEventRecorder({ kubeConfig: opts.kubeConfig, log: opts.log, namespace: opts.subscribers.namespace, configMapName: opts.subscribers.configMapName })
+    : undefined;
   return {
     enrich,
     ...(subscribers ? { subscribers } : {}),
+    ...(notice ? { notice } : {}),
     watch: (ingest) =>
       startStatusWatcher({
         ...common,

@@ -75,6 +75,8 @@ export interface FakeKubeApi {
   /** The next `count` requests that match answer `status` with a Status body. */
   failNext(count: number, status: number, matches?: (r: RecordedRequest) => boolean): void;
   requests: RecordedRequest[];
+  /** core/v1 Events POSTed to the server, in order. */
+  createdEvents: Obj[];
   openWatches(): number;
   close(): Promise<void>;
 }
@@ -142,6 +144,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const watches = new Set<OpenWatch>();
   const failures: Failure[] = [];
   const requests: RecordedRequest[] = [];
+  const createdEvents: Obj[] = [];
 
   const keyOf = (kind: Kind, ns: string, name: string): string => `${kind.plural}|${ns}|${name}`;
 
@@ -263,6 +266,18 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       send(res, failure.status, status(failure.status, REASONS[failure.status] ?? 'Unknown', `injected failure ${failure.status}`));
       return;
     }
+    const eventPath = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname);
+    if (rec.method === 'POST' && eventPath) {
+      // Events are write-only here: the callback records them, the test reads `createdEvents`.
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const event = JSON.parse(body) as Obj;
+        createdEvents.push({ ...event, metadata: { ...meta(event), namespace: eventPath[1], name: `event-${createdEvents.length + 1}` } });
+        send(res, 201, { kind: 'Event', apiVersion: 'v1', ...createdEvents[createdEvents.length - 1] });
+      });
+      return;
+    }
     if (rec.method !== 'GET') {
       send(res, 405, status(405, 'MethodNotAllowed', `${rec.method} is not supported by the fake API server`));
       return;
@@ -338,6 +353,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
       failures.push({ remaining: count, status: code, matches });
     },
     requests,
+    createdEvents,
     openWatches: () => watches.size,
     async close() {
       for (const w of watches) w.res.destroy();

@@ -116,6 +116,39 @@ describe('the cluster side wired into a whole callback process', () => {
     expect(received.find((e) => e.EventType === 'WorkflowFailed')?.Phase).toBe('Terminated');
   });
 
+  it('reports a subscriber disabled by a 410 as a Kubernetes Event on the subscribers ConfigMap, against a fake API server', async () => {
+    const gone = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(410).end('gone'));
+    });
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(gone.address() as AddressInfo).port}/old-endpoint`;
+      fake.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kfp-event-handler-config', namespace: 'kfp-notify' }, data: { retired: url } });
+      services = await startClusterServices({
+        kubeConfig: fake.kubeConfig(),
+        log: silentLogger(),
+        watchGraceMs: 60_000,
+        subscribers: { namespace: 'kfp-notify', configMapName: 'kfp-event-handler-config' },
+      });
+      callback = await startCallback({ dataDir: dir, log: silentLogger(), store: 'memory', listen: { host: '127.0.0.1', port: 0 }, cluster: services });
+      const token = mintHookToken(hookKeyFromSecret(HOOK_KEY), { namespace: NS, kfpRunId: 'run-410' });
+      const form = new URLSearchParams({ v: '1', event: 'workflow-running', kfpRunId: 'run-410', namespace: NS, workflowName: 'wf-410' });
+      const res = await fetch(`${callback.url}${HOOK_PATH}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+      expect(res.status).toBe(202);
+      await until('the Event', () => fake.createdEvents.find((e) => e.reason === 'SubscriberDisabled'));
+      const event = fake.createdEvents.find((e) => e.reason === 'SubscriberDisabled') ?? {};
+      expect(event).toMatchObject({
+        type: 'Warning',
+        involvedObject: { kind: 'ConfigMap', name: 'kfp-event-handler-config', namespace: 'kfp-notify' },
+        metadata: { namespace: 'kfp-notify' },
+      });
+      expect(String(event.message)).toContain('subscriber retired disabled after HTTP 410');
+    } finally {
+      await new Promise((r) => gone.close(r));
+    }
+  });
+
   it('refuses to start when the subscriber ConfigMap cannot be read, rather than route events to nobody, against a fake API server', async () => {
     fake.failNext(1000, 403);
     await expect(
