@@ -8,7 +8,7 @@ import { retryScaleFromEnv } from '../callback/retry.js';
 import { adminTokenPath, startCallback, type CallbackRuntime, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
 import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit } from './io.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
@@ -217,18 +217,9 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let flags: CallbackFlags | 'help';
-  try {
-    flags = parseCallbackFlags(args, io.env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`kfp-notify callback: ${err.message}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
-  if (flags === 'help') {
-    io.stdout.write(USAGE);
-    return EXIT_OK;
-  }
+  const parsed = parseOrExit('callback', USAGE, io, () => parseCallbackFlags(args, io.env));
+  if ('exit' in parsed) return parsed.exit;
+  const flags = parsed.flags;
   const log = createLogger({ level: flags.logLevel, destination: io.stdout });
   const runtime = await launchCallback(flags, io, log, new Registry());
   if (typeof runtime === 'number') return runtime;

@@ -23,7 +23,7 @@ import { admit } from './demo/admit.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
 import { simulateRun } from './demo/simulate-run.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command } from './io.js';
 
 const DEFAULT_WORKFLOW = fileURLToPath(new URL('../../examples/workflows/pipeline_with_exit_handler.yaml', import.meta.url));
 
@@ -230,20 +230,9 @@ export const command: Command = {
   name: 'demo',
   summary: 'admit a real KFP workflow, play its hook calls, print the deliveries',
   run: async (args, io) => {
-    let flags: DemoFlags | 'help';
-    try {
-      flags = parseFlags(args);
-    } catch (err) {
-      if (err instanceof UsageError) {
-        io.stderr.write(`kfp-notify demo: ${err.message}\n\n${USAGE}`);
-        return EXIT_USAGE;
-      }
-      throw err;
-    }
-    if (flags === 'help') {
-      io.stdout.write(USAGE);
-      return EXIT_OK;
-    }
+    const parsed = parseOrExit('demo', USAGE, io, () => parseFlags(args));
+    if ('exit' in parsed) return parsed.exit;
+    const flags = parsed.flags;
     try {
       return await runDemo(flags, io);
     } catch (err) {

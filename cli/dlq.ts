@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { resolveDataDir } from '../common/data-dir.js';
 import { loadAdminToken } from '../callback/runtime.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit } from './io.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]
 
@@ -147,18 +147,9 @@ function table(rows: readonly DeadLetterView[]): string {
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let a: DlqArgs | 'help';
-  try {
-    a = parse(args, io.env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`kfp-notify dlq: ${err.message}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
-  if (a === 'help') {
-    io.stdout.write(USAGE);
-    return EXIT_OK;
-  }
+  const parsed = parseOrExit('dlq', USAGE, io, () => parse(args, io.env));
+  if ('exit' in parsed) return parsed.exit;
+  const a = parsed.flags;
   let token: string;
   try {
     token = loadAdminToken({ dataDir: a.dataDir, create: false, ...(a.adminTokenFile ? { file: a.adminTokenFile } : {}) });

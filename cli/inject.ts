@@ -5,7 +5,7 @@ import type { HookKey } from '../common/hook-token.js';
 import { InputFormatError, parseDocuments, toYamlStream } from '../common/yaml-docs.js';
 import { injectWorkflow, type InjectResult } from '../webhook/inject/index.js';
 import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_SIZE_LIMIT_BYTES, type InjectOptions } from '../webhook/inject/options.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit } from './io.js';
 
 const USAGE = `Usage: kfp-notify inject -f FILE|- [options]
 
@@ -119,18 +119,9 @@ function render(results: readonly InjectResult[], output: Output): string {
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let flags: Flags | 'help';
-  try {
-    flags = parseFlags(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`kfp-notify inject: ${err.message}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
-  if (flags === 'help') {
-    io.stdout.write(USAGE);
-    return EXIT_OK;
-  }
+  const parsed = parseOrExit('inject', USAGE, io, () => parseFlags(args));
+  if ('exit' in parsed) return parsed.exit;
+  const flags = parsed.flags;
 
   const key = signingKey(flags, io);
   if ('code' in key) {

@@ -36,3 +36,23 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+/**
+ * The opening every command shares: parse the flags; on `--help` print the usage (exit 0); on a
+ * UsageError print `kfp-notify <command>: <why>` and the usage (exit 2). Other errors propagate.
+ */
+export function parseOrExit<T>(command: string, usage: string, io: CliIo, parse: () => T | 'help'): { flags: T } | { exit: number } {
+  let parsed: T | 'help';
+  try {
+    parsed = parse();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`kfp-notify ${command}: ${err.message}\n\n${usage}`);
+    return { exit: EXIT_USAGE };
+  }
+  if (parsed === 'help') {
+    io.stdout.write(usage);
+    return { exit: EXIT_OK };
+  }
+  return { flags: parsed };
+}

@@ -9,7 +9,7 @@ import { checkSettings, describeOptions, loadInjectOptions } from '../webhook/in
 import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { launchCallback, parseCallbackFlags, untilSignal } from './callback.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command } from './io.js';
 
 const USAGE = `Usage: kfp-notify serve [options]
 
@@ -96,23 +96,20 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let flags;
-  let callbackFlags;
-  let settings;
-  try {
-    flags = parseServeFlags(args);
-    if (flags === 'help') {
-      io.stdout.write(USAGE);
-      return EXIT_OK;
+  const parsed = parseOrExit('serve', USAGE, io, () => {
+    const serve = parseServeFlags(args);
+    if (serve === 'help') return 'help';
+    const callback = parseCallbackFlags(serve.callbackArgs, io.env);
+    if (callback === 'help') return 'help';
+    try {
+      const settings = checkSettings({ argoVersion: serve.argoVersion, mode: serve.mode }, (k) => `--${k === 'argoVersion' ? 'argo-version' : k}`);
+      return { serve, callback, settings };
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
     }
-    callbackFlags = parseCallbackFlags(flags.callbackArgs, io.env);
-    if (callbackFlags === 'help') return EXIT_OK;
-    settings = checkSettings({ argoVersion: flags.argoVersion, mode: flags.mode }, (k) => `--${k === 'argoVersion' ? 'argo-version' : k}`);
-  } catch (err) {
-    if (!(err instanceof Error) || (err.name !== 'UsageError' && err.name !== 'ConfigError')) throw err;
-    io.stderr.write(`kfp-notify serve: ${err.message}\n\n${USAGE}`);
-    return EXIT_USAGE;
-  }
+  });
+  if ('exit' in parsed) return parsed.exit;
+  const { serve: flags, callback: callbackFlags, settings } = parsed.flags;
 
   const log = createLogger({ level: callbackFlags.logLevel, destination: io.stdout });
   const dataDir = ensureDataDir(callbackFlags.dataDir);

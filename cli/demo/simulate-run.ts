@@ -1,3 +1,4 @@
+import type { WorkflowFailure } from '../../callback/messages.js';
 import { HOOK_TEMPLATE } from '../../webhook/inject/names.js';
 import type { DagTask, LifecycleHook, Template, Workflow } from '../../webhook/inject/workflow-types.js';
 
@@ -39,14 +40,7 @@ export interface SimulatedRun {
   nodes: Record<string, string>;
 }
 
-interface Failure {
-  displayName: string;
-  message: string;
-  templateName: string;
-  phase: string;
-  podName: string;
-  finishedAt: string;
-}
+type Failure = WorkflowFailure;
 
 interface Ctx {
   wf: Workflow;
