@@ -37,6 +37,8 @@ export interface AppDeps {
   now?: () => Date;
   /** Largest request body, bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** A hook call must arrive whole within this (default 10 s). */
+  requestTimeoutMs?: number;
 }
 
 /** What the call is about to read from the Workflow, so a cached snapshot that cannot answer it is refetched. */
@@ -46,6 +48,7 @@ export interface EnrichHint {
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 const FORM = 'application/x-www-form-urlencoded';
 
 /** An HTTP refusal with a reason, mapped to `{ error }` by the one error handler. */
@@ -58,11 +61,39 @@ class HttpError extends Error {
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A body (parsed as a buffer) as text; bytes that are not UTF-8 are refused, not turned into U+FFFD. */
+function bodyText(body: string | Buffer): string {
+  if (typeof body === 'string') return body;
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new HttpError(400, 'body is not valid UTF-8');
+  }
+}
+
+/**
+ * One form name or value, decoded as URLSearchParams decodes it (`+` is a space; a `%` without two
+ * hex digits stays as it is, since Argo's http mode pastes values unescaped), except that escaped
+ * bytes which are not UTF-8 are refused rather than turned into U+FFFD.
+ */
+function formText(s: string): string {
+  try {
+    return decodeURIComponent(s.replaceAll('+', ' ').replace(/%(?![0-9a-fA-F]{2})/g, '%25'));
+  } catch {
+    throw new HttpError(400, 'body is not valid UTF-8 once percent-decoded');
+  }
+}
+
 function parseForm(body: string): Record<string, string> {
   const fields: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(body)) {
+  for (const pair of body.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const k = formText(eq < 0 ? pair : pair.slice(0, eq));
     if (Object.hasOwn(fields, k)) throw new HttpError(400, `field ${k} appears more than once`);
-    fields[k] = v;
+    fields[k] = formText(eq < 0 ? '' : pair.slice(eq + 1));
   }
   return fields;
 }
@@ -135,16 +166,35 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
+    // A hook call arrives whole in milliseconds (curl --max-time 10); a stalled one must not hold a
+    // socket. Node acts on requestTimeout only when given at construction, hence `http` (not Fastify's own).
+    requestTimeout: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    http: {
+      requestTimeout: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.max(50, Math.min(5_000, Math.floor((deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS) / 2))),
+    },
   });
 
   // Hook calls are form fields or JSON; anything else is a 415, not a string to guess at.
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+  app.addContentTypeParser(FORM, { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
     try {
-      done(null, parseForm(typeof body === 'string' ? body : body.toString('utf8')));
+      done(null, parseForm(bodyText(body)));
     } catch (err) {
       done(err as Error, undefined);
     }
+  });
+  // Fastify's own JSON parsing (proto-poisoning checks included), on text decoded strictly.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (req, body, done) => {
+    let text: string;
+    try {
+      text = bodyText(body);
+    } catch (err) {
+      return done(err as Error, undefined);
+    }
+    parseJson(req, text, done);
   });
 
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {

@@ -65,6 +65,8 @@ export interface CallbackOptions {
   shutdownGraceMs?: number;
   /** Delivered work and its events are forgotten after this long (default 30 days). */
   retentionMs?: number;
+  /** A hook call must arrive whole within this (default 10 s). */
+  requestTimeoutMs?: number;
   /** How often the hook key file is stat'ed besides the directory watch (default 10 s). */
   keyPollMs?: number;
   /** Largest SQLite file, bytes; past it hook calls get 503 instead of filling the volume. */
@@ -86,6 +88,22 @@ export const DB_FILE = 'callback.db';
 export const ADMIN_TOKEN_FILE = 'admin-token';
 const DAY_MS = 24 * 60 * 60 * 1000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
+/** How long shutdown waits for open hook requests before cutting their connections. */
+const HTTP_DRAIN_MS = 5_000;
+
+/**
+ * Stops taking hook calls. app.close() lets calls in progress finish their commit and get their
+ * answer, but it waits for every open request, and Fastify sets no request timeout: a client that
+ * never finishes sending its request would hold shutdown open until the pod is killed.
+ */
+async function closeHttp(app: FastifyInstance): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), HTTP_DRAIN_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}
 
 /** The subscriber a new user gets: every event as one log line, so hook calls are visible at once. */
 export function logSubscriber(): Subscriber {
@@ -181,6 +199,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     ...(opts.cluster?.enrich ? { enrich: opts.cluster.enrich } : {}),
     registry,
     metrics,
+    ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
     readiness: [
       { name: 'store', check: async () => store.getEvent('readyz').then(() => undefined, (err: unknown) => (err instanceof Error ? err.message : String(err))) },
       { name: 'worker', check: () => (worker.running() ? undefined : 'stopped') },
@@ -219,7 +238,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     clearInterval(pruner);
     keyWatch.close();
     await watcher?.stop();
-    await app.close();
+    await closeHttp(app);
     await worker.stop({ graceMs: opts.shutdownGraceMs ?? 10_000 });
     unsubscribe();
     await sender.close();

@@ -14,6 +14,7 @@ import {
   parseAdmissionReview,
   requestSkipReason,
   type AdmissionRequest,
+  type AdmissionReviewResponse,
   type AdmissionVerdict,
 } from './admission-review.js';
 import { webhookMetrics, type FailOpenCause, type WebhookMetrics } from './metrics.js';
@@ -43,7 +44,16 @@ export interface WebhookDeps {
   inject?: Injector;
   timeBudgetMs?: number;
   bodyLimitBytes?: number;
+  /** A request must arrive whole within this (default 10 s): a stalled body never holds a socket open. */
+  requestTimeoutMs?: number;
   readiness?: readonly ReadinessCheck[];
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/** How often Node looks for requests past their timeout (its default, 30 s, would let one linger). */
+function connectionsCheckingInterval(requestTimeoutMs: number): number {
+  return Math.max(50, Math.min(5_000, Math.floor(requestTimeoutMs / 2)));
 }
 
 type Decision = { verdict: AdmissionVerdict; detail: Record<string, unknown> } & (
@@ -65,6 +75,15 @@ async function withinBudget<T>(work: () => T | Promise<T>, ms: number): Promise<
     return await Promise.race([Promise.resolve().then(work), timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** What was thrown, as text for the log. Never throws itself, whatever was thrown. */
+function errorText(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'an error that cannot be printed';
   }
 }
 
@@ -93,8 +112,7 @@ async function decide(req: AdmissionRequest, inject: Injector, getOptions: () =>
     const namespace = req.namespace === '' ? {} : { namespace: req.namespace };
     result = await withinBudget(() => inject(req.object, { ...getOptions(), ...namespace }), budgetMs);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    return failOpen('error', { err: message }, INTERNAL_ERROR_WARNING);
+    return failOpen('error', { err: errorText(err) }, INTERNAL_ERROR_WARNING);
   }
   // The real injector is synchronous, so the race above cannot cut it off: an answer that arrives
   // past the budget is dropped here instead, so a slow injection never delays the apiserver with a patch.
@@ -138,11 +156,16 @@ function badRequest(message: string): FastifyError {
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 413: 'Payload Too Large' };
 
+/** The one reason for every body that is not `application/json`, whether Fastify or our parser refuses it. */
+function contentTypeReason(header: string | undefined): string {
+  return `content-type must be application/json, got ${header === undefined || header.trim() === '' ? 'none' : JSON.stringify(header)}`;
+}
+
 // Fastify's own wording names Fastify internals; say what the apiserver (or a person with curl) did wrong.
-function clientError(err: FastifyError, bodyLimit: number): { status: number; message: string } {
+function clientError(err: FastifyError, bodyLimit: number, contentType: string | undefined): { status: number; message: string } {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 400, message: 'content-type must be application/json, got none' };
+      return { status: 400, message: contentTypeReason(contentType) };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, message: 'body is empty; expected an AdmissionReview' };
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -171,17 +194,18 @@ export function buildWebhookApp(deps: WebhookDeps, https?: HttpsOptions): Webhoo
     // One line per admission, written by the route with what matters (uid, run, outcome); no per-request noise.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
+    requestTimeout: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     ...(https ? { https } : {}),
   });
 
   // Only JSON is an AdmissionReview; any other media type is a 400 with a reason, not Fastify's 415.
   app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, _body, done) => {
-    done(badRequest(`content-type must be application/json, got ${JSON.stringify(req.headers['content-type'] ?? '')}`), undefined);
+    done(badRequest(contentTypeReason(req.headers['content-type'])), undefined);
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    const { status, message } = clientError(err, bodyLimit);
+    const { status, message } = clientError(err, bodyLimit, req.headers['content-type']);
     if (status >= 500) req.log.error({ err }, 'request failed');
     else req.log.warn({ status, reason: message }, 'bad admission request');
     // routeOptions.url, not req.url: the apiserver calls `/mutate?timeout=5s`.
@@ -194,8 +218,17 @@ export function buildWebhookApp(deps: WebhookDeps, https?: HttpsOptions): Webhoo
     const parsed = parseAdmissionReview(request.body);
     if (!parsed.ok) throw badRequest(parsed.reason);
     const started = performance.now();
-    const decision = await decide(parsed.request, inject, deps.getInjectOptions, budgetMs);
-    const answer = admissionResponse(parsed.request.uid, decision.verdict);
+    let decision: Decision;
+    let answer: AdmissionReviewResponse;
+    try {
+      decision = await decide(parsed.request, inject, deps.getInjectOptions, budgetMs);
+      answer = admissionResponse(parsed.request.uid, decision.verdict);
+    } catch (err) {
+      // decide() turns the failures it foresees into an allowed answer; this catches the rest (a result
+      // that breaks its checks, a patch JSON cannot carry), so that the answer is still allowed, not a 500.
+      decision = failOpen('error', { err: errorText(err) }, INTERNAL_ERROR_WARNING);
+      answer = admissionResponse(parsed.request.uid, decision.verdict);
+    }
     record(metrics, decision, answer.response.patch, (performance.now() - started) / 1000);
     const line = { ...identity(parsed.request), outcome: decision.outcome, ...decision.detail };
     if (decision.outcome === 'failed_open') request.log.error(line, 'admitted without hooks (failed open)');
@@ -255,7 +288,11 @@ const TLS_FLOOR = { minVersion: 'TLSv1.2' } as const;
  */
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<RunningWebhook> {
   const pair = readCertPair(opts.certFile, opts.keyFile);
-  const app = buildWebhookApp(opts, { cert: pair.cert, key: pair.key, ...TLS_FLOOR });
+  const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  // Given to the https server at construction: Node's HTTPS server does not act on a requestTimeout set
+  // afterwards (Fastify's way), so a stalled body would otherwise hold its socket indefinitely.
+  const tlsServerOptions = { cert: pair.cert, key: pair.key, ...TLS_FLOOR, requestTimeout, connectionsCheckingInterval: connectionsCheckingInterval(requestTimeout) };
+  const app = buildWebhookApp(opts, tlsServerOptions);
   await app.listen({ host: opts.host, port: opts.port });
   const server = app.server;
   if (!(server instanceof HttpsServer)) {

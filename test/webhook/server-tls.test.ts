@@ -38,11 +38,20 @@ interface Started {
   logs: Record<string, unknown>[];
 }
 
-async function start(files: { certFile: string; keyFile: string }, certPollMs?: number): Promise<Started> {
+async function start(files: { certFile: string; keyFile: string }, certPollMs?: number, requestTimeoutMs?: number): Promise<Started> {
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
   const registry = new Registry();
-  const server = await startWebhookServer({ host: '127.0.0.1', port: 0, ...files, logger, registry, getInjectOptions: () => options, certPollMs });
+  const server = await startWebhookServer({
+    host: '127.0.0.1',
+    port: 0,
+    ...files,
+    logger,
+    registry,
+    getInjectOptions: () => options,
+    certPollMs,
+    ...(requestTimeoutMs !== undefined ? { requestTimeoutMs } : {}),
+  });
   cleanups.push(() => server.close());
   return { server, registry, logs };
 }
@@ -154,6 +163,22 @@ describe('startWebhookServer (HTTPS on 127.0.0.1)', () => {
     const dir = tempDir();
     const files = writeSecretVolume(dir, { cert: first.cert, key: second.key });
     await expect(start(files)).rejects.toThrow(/does not match the certificate/);
+  });
+
+  it('answers 408 and closes a request whose body stalls (no socket held open by a slow client)', async () => {
+    const { server } = await start(writeSecretVolume(tempDir(), first), undefined, 400);
+    const socket = connect({ host: '127.0.0.1', port: server.port, ca: first.cert, servername: 'localhost' });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    // Declares 100 bytes, sends 5, then nothing.
+    socket.write('POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"api');
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5_000);
+      socket.once('close', () => (clearTimeout(timer), resolve(true)));
+    });
+    expect(closed).toBe(true);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 
   it('stops accepting connections after close()', async () => {

@@ -26,7 +26,10 @@ export type CallArgs = Partial<Record<CallField, string>>;
  * with it the user's run; in http mode the value lands in a form body as is, so it is percent-encoded.
  */
 export function literal(mode: 'container' | 'http', s: string): string {
-  return mode === 'http' ? encodeURIComponent(s) : s.replaceAll('{{', '{ {');
+  // encodeURIComponent throws on a lone surrogate; U+FFFD is what the apiserver's JSON decoder makes of one.
+  if (mode === 'http') return encodeURIComponent(s.replace(/\p{Surrogate}/gu, '\uFFFD'));
+  // A space after every `{` that another `{` follows: replacing `{{` pairs would turn `{{{` into `{ {{`.
+  return s.replace(/\{(?=\{)/g, '{ ');
 }
 
 /** A hook (or a task's arguments) that calls the notifier template with these fields. */

@@ -91,7 +91,7 @@ function httpBodyValue(f: HookField, x: HookTemplateInput): string | undefined {
     case 'v':
       return CONTRACT_VERSION;
     case 'kfpRunId':
-      return encodeURIComponent(x.runId);
+      return literal('http', x.runId);
     case 'namespace':
       return '{{workflow.namespace}}';
     case 'workflowName':

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -96,6 +96,21 @@ describe('startCallback wires a whole callback process (real SQLite, real HTTP o
     writeFileSync(keyFile, '# no keys\n');
     await new Promise((r) => setTimeout(r, 300));
     expect(await call(newSecret, 'r-new-2')).toBe(202);
+  });
+
+  it('answers 408 and closes a hook call whose body stalls, so slow clients cannot hold sockets', async () => {
+    const rt = await start({ requestTimeoutMs: 300 });
+    const socket = connect(Number(new URL(rt.url ?? '').port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.write(`POST ${HOOK_PATH} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"v"`);
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5_000);
+      socket.once('close', () => (clearTimeout(timer), resolve(true)));
+    });
+    socket.destroy();
+    expect(closed).toBe(true);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 
   it('hands the cluster seam an ingest whose events are delivered once, even when the hook reports them too', async () => {
