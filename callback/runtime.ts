@@ -93,8 +93,8 @@ const HTTP_DRAIN_MS = 5_000;
 
 /**
  * Stops taking hook calls. app.close() lets calls in progress finish their commit and get their
- * answer, but it waits for every open request, and Fastify sets no request timeout: a client that
- * never finishes sending its request would hold shutdown open until the pod is killed.
+ * answer, but it waits for every open request: a client that stops half-way through sending one
+ * would hold shutdown open until the request timeout cuts it (or, without one, until the pod is killed).
  */
 async function closeHttp(app: FastifyInstance): Promise<void> {
   const cut = setTimeout(() => app.server.closeAllConnections(), HTTP_DRAIN_MS);

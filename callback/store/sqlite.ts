@@ -316,17 +316,21 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     },
 
     async disable(subscriber, reason, now) {
-      const moved = await durableTxn(() => {
+      const moved = txn(() => {
         q.disable.run(subscriber, now, reason);
         return q.deadAllPending.run(`subscriber disabled: ${reason}`, now, subscriber).changes;
       });
+      // Before the fsync, not after: an accept committed while it runs must already see the subscriber
+      // disabled, or its delivery would sit pending in a lane that no longer claims.
       disabled.set(subscriber, { since: now, reason });
+      await durable();
       return moved;
     },
 
     async enable(subscriber) {
-      const was = await durableTxn(() => q.enable.run(subscriber).changes > 0);
+      const was = txn(() => q.enable.run(subscriber).changes > 0);
       disabled.delete(subscriber);
+      await durable();
       return was;
     },
 
