@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { resolveDataDir } from '../common/data-dir.js';
@@ -8,7 +7,7 @@ import { retryScaleFromEnv } from '../callback/retry.js';
 import { adminTokenPath, startCallback, type CallbackRuntime, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
 import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
@@ -52,32 +51,27 @@ export interface CallbackFlags {
 }
 
 export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): CallbackFlags | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string', default: '8080' },
-        host: { type: 'string', default: '127.0.0.1' },
-        'data-dir': { type: 'string' },
-        subscribers: { type: 'string' },
-        secrets: { type: 'string' },
-        'hook-key-file': { type: 'string' },
-        'admin-token-file': { type: 'string' },
-        'retry-scale': { type: 'string' },
-        'no-cluster': { type: 'boolean', default: false },
-        'watch-grace': { type: 'string', default: '60s' },
-        'subscribers-configmap': { type: 'string' },
-        namespace: { type: 'string' },
-        'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const parsed = strictParse({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      port: { type: 'string', default: '8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'data-dir': { type: 'string' },
+      subscribers: { type: 'string' },
+      secrets: { type: 'string' },
+      'hook-key-file': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      'retry-scale': { type: 'string' },
+      'no-cluster': { type: 'boolean', default: false },
+      'watch-grace': { type: 'string', default: '60s' },
+      'subscribers-configmap': { type: 'string' },
+      namespace: { type: 'string' },
+      'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   const port = Number(v.port);

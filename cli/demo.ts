@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import jsonPatch from 'fast-json-patch';
 import { Registry } from 'prom-client';
 import { createLogger, silentLogger, type Logger } from '../common/logger.js';
@@ -23,7 +22,7 @@ import { admit } from './demo/admit.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
 import { simulateRun } from './demo/simulate-run.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command, strictParse } from './io.js';
 
 const DEFAULT_WORKFLOW = fileURLToPath(new URL('../../examples/workflows/pipeline_with_exit_handler.yaml', import.meta.url));
 
@@ -57,23 +56,18 @@ interface DemoFlags {
 }
 
 function parseFlags(args: string[]): DemoFlags | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      strict: true,
-      options: {
-        file: { type: 'string', short: 'f' },
-        fail: { type: 'string', multiple: true },
-        mode: { type: 'string', default: 'container' },
-        'data-dir': { type: 'string' },
-        verbose: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const v = strictParse({
+    args,
+    strict: true,
+    options: {
+      file: { type: 'string', short: 'f' },
+      fail: { type: 'string', multiple: true },
+      mode: { type: 'string', default: 'container' },
+      'data-dir': { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
   if (v.help) return 'help';
   if (v.mode !== 'container' && v.mode !== 'http') throw new UsageError(`--mode must be container or http (got ${v.mode})`);
   return {

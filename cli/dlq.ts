@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { resolveDataDir } from '../common/data-dir.js';
 import { loadAdminToken } from '../callback/runtime.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]
 
@@ -46,26 +45,21 @@ interface DeadLetterView {
 }
 
 function parse(args: string[], env: NodeJS.ProcessEnv): DlqArgs | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        url: { type: 'string', default: 'http://127.0.0.1:8080' },
-        subscriber: { type: 'string' },
-        id: { type: 'string', multiple: true, default: [] },
-        all: { type: 'boolean', default: false },
-        'data-dir': { type: 'string' },
-        'admin-token-file': { type: 'string' },
-        output: { type: 'string', short: 'o', default: 'table' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const parsed = strictParse({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string', default: 'http://127.0.0.1:8080' },
+      subscriber: { type: 'string' },
+      id: { type: 'string', multiple: true, default: [] },
+      all: { type: 'boolean', default: false },
+      'data-dir': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      output: { type: 'string', short: 'o', default: 'table' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   const [action, ...extra] = parsed.positionals;

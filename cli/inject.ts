@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { loadHookKeys, resolveDataDir } from '../common/data-dir.js';
 import type { HookKey } from '../common/hook-token.js';
 import { InputFormatError, parseDocuments, toYamlStream } from '../common/yaml-docs.js';
 import { injectWorkflow, type InjectResult } from '../webhook/inject/index.js';
 import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_SIZE_LIMIT_BYTES, type InjectOptions } from '../webhook/inject/options.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify inject -f FILE|- [options]
 
@@ -38,28 +37,23 @@ interface Flags {
 }
 
 function parseFlags(args: string[]): Flags | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        file: { type: 'string', short: 'f' },
-        output: { type: 'string', short: 'o', default: 'yaml' },
-        'argo-version': { type: 'string' },
-        mode: { type: 'string' },
-        'callback-url': { type: 'string' },
-        namespace: { type: 'string' },
-        'data-dir': { type: 'string' },
-        'hook-key-file': { type: 'string' },
-        'size-limit': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const { values } = strictParse({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      file: { type: 'string', short: 'f' },
+      output: { type: 'string', short: 'o', default: 'yaml' },
+      'argo-version': { type: 'string' },
+      mode: { type: 'string' },
+      'callback-url': { type: 'string' },
+      namespace: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'hook-key-file': { type: 'string' },
+      'size-limit': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) return 'help';
   if (values.file === undefined) throw new UsageError('missing -f FILE (use -f - to read stdin)');
   const output = values.output;

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** What a command touches of the outside world, so tests can run commands in-process. */
 export interface CliIo {
@@ -55,4 +56,13 @@ export function parseOrExit<T>(command: string, usage: string, io: CliIo, parse:
     return { exit: EXIT_OK };
   }
   return { flags: parsed };
+}
+
+/** node:util's parseArgs, with its errors (unknown flag, missing value) turned into UsageErrors. */
+export function strictParse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
 }

@@ -1,6 +1,5 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ensureDataDir, resolveDataDir } from '../common/data-dir.js';
 import { createLogger } from '../common/logger.js';
@@ -9,7 +8,7 @@ import { checkSettings, describeOptions, loadInjectOptions } from '../webhook/in
 import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { launchCallback, parseCallbackFlags, untilSignal } from './callback.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify serve [options]
 
@@ -44,30 +43,25 @@ interface ServeFlags {
 }
 
 function parseServeFlags(args: string[]): ServeFlags | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args,
-      strict: true,
-      options: {
-        'data-dir': { type: 'string' },
-        'callback-port': { type: 'string', default: '8080' },
-        'webhook-port': { type: 'string', default: '8443' },
-        host: { type: 'string', default: '127.0.0.1' },
-        subscribers: { type: 'string' },
-        secrets: { type: 'string' },
-        'argo-version': { type: 'string' },
-        mode: { type: 'string' },
-        'retry-scale': { type: 'string' },
-        'no-cluster': { type: 'boolean', default: false },
-        'watch-grace': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const v = strictParse({
+    args,
+    strict: true,
+    options: {
+      'data-dir': { type: 'string' },
+      'callback-port': { type: 'string', default: '8080' },
+      'webhook-port': { type: 'string', default: '8443' },
+      host: { type: 'string', default: '127.0.0.1' },
+      subscribers: { type: 'string' },
+      secrets: { type: 'string' },
+      'argo-version': { type: 'string' },
+      mode: { type: 'string' },
+      'retry-scale': { type: 'string' },
+      'no-cluster': { type: 'boolean', default: false },
+      'watch-grace': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
   if (v.help) return 'help';
   const webhookPort = Number(v['webhook-port']);
   if (!Number.isInteger(webhookPort) || webhookPort < 0 || webhookPort > 65535) {

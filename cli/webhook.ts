@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { resolveDataDir } from '../common/data-dir.js';
 import { createLogger } from '../common/logger.js';
@@ -6,7 +5,7 @@ import { SETTING_FLAGS, checkSettings, describeOptions, watchInjectOptions, type
 import { webhookMetrics } from '../webhook/metrics.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { readCertPair } from '../webhook/tls-reload.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify webhook --port N --tls-cert FILE --tls-key FILE [options]
 
@@ -68,12 +67,7 @@ function required(value: string | undefined, flag: string): string {
 
 /** argv → checked flags, or a UsageError naming the flag. */
 export function parseWebhookFlags(args: string[], env: NodeJS.ProcessEnv): WebhookFlags | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const { values } = strictParse({ args, options: OPTIONS, strict: true, allowPositionals: false });
   if (values.help) return 'help';
   const portText = required(values.port, '--port');
   const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
