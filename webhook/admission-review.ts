@@ -1,4 +1,5 @@
 import type { Operation } from 'fast-json-patch';
+import { patchText } from './inject/patch-text.js';
 
 /**
  * AdmissionReview in, AdmissionReview out (admission.k8s.io/v1). Pure: the Fastify route parses the body
@@ -134,10 +135,26 @@ export function admissionResponse(uid: string, verdict: AdmissionVerdict = {}): 
   if (verdict.patch && verdict.patch.length > 0) {
     response.patchType = 'JSONPatch';
     // The patch travels base64-encoded inside the JSON answer (AdmissionResponse.patch is []byte).
-    response.patch = Buffer.from(JSON.stringify(verdict.patch), 'utf8').toString('base64');
+    response.patch = Buffer.from(patchText(verdict.patch), 'utf8').toString('base64');
+    ownBase64.set(response, response.patch);
   }
   if (verdict.warnings && verdict.warnings.length > 0) response.warnings = verdict.warnings.map(shortWarning);
   return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
+}
+
+// Patches this module base64-encoded itself, by the response that carries them: base64 needs no JSON
+// escaping, so admissionResponseJson copies them as they are instead of scanning them (most of the answer).
+const ownBase64 = new WeakMap<AdmissionReviewResponse['response'], string>();
+
+/**
+ * `JSON.stringify(review)`, written directly: the same text, without Fastify's generic serializer
+ * walking the object (the route sends this string).
+ */
+export function admissionResponseJson(review: AdmissionReviewResponse): string {
+  const r = review.response;
+  const optional = (key: 'patchType' | 'patch' | 'warnings'): string => (r[key] === undefined ? '' : `,"${key}":${JSON.stringify(r[key])}`);
+  const patch = r.patch !== undefined && ownBase64.get(r) === r.patch ? `,"patch":"${r.patch}"` : optional('patch');
+  return `{"apiVersion":"${review.apiVersion}","kind":"${review.kind}","response":{"uid":${JSON.stringify(r.uid)},"allowed":${r.allowed}${optional('patchType')}${patch}${optional('warnings')}}}`;
 }
 
 export interface SkipClass {

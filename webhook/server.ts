@@ -10,6 +10,7 @@ import { injectWorkflow, type InjectResult } from './inject/index.js';
 import type { InjectOptions } from './inject/options.js';
 import {
   admissionResponse,
+  admissionResponseJson,
   classifySkip,
   parseAdmissionReview,
   requestSkipReason,
@@ -65,14 +66,19 @@ type Decision = { verdict: AdmissionVerdict; detail: Record<string, unknown> } &
 const TIMED_OUT = Symbol('timed out');
 const INTERNAL_ERROR_WARNING = 'hooks not injected: internal error (see webhook logs)';
 
+const isPromiseLike = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+
 async function withinBudget<T>(work: () => T | Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  // The real injector is synchronous: its answer needs no timer (the caller checks the clock after).
+  const result = work();
+  if (!isPromiseLike(result)) return result;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
     timer = setTimeout(() => resolve(TIMED_OUT), ms);
   });
   try {
     // An injector that overruns keeps running; its late answer is dropped (the race already settled).
-    return await Promise.race([Promise.resolve().then(work), timeout]);
+    return await Promise.race([result, timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -102,7 +108,7 @@ function skip(reason: string): Decision {
 }
 
 /** Request → what to answer. Never throws: every failure becomes an allowed, unpatched answer. */
-async function decide(req: AdmissionRequest, inject: Injector, getOptions: () => InjectOptions, budgetMs: number): Promise<Decision> {
+async function decide(req: AdmissionRequest, inject: Injector, getOptions: () => InjectOptions, budgetMs: number, bodyBytes: number | undefined): Promise<Decision> {
   const notOurs = requestSkipReason(req);
   if (notOurs) return skip(notOurs);
   let result: InjectResult | typeof TIMED_OUT;
@@ -110,7 +116,11 @@ async function decide(req: AdmissionRequest, inject: Injector, getOptions: () =>
   try {
     // The hook token is minted for the request's namespace (the object may not carry one at CREATE).
     const namespace = req.namespace === '' ? {} : { namespace: req.namespace };
-    result = await withinBudget(() => inject(req.object, { ...getOptions(), ...namespace }), budgetMs);
+    // The body holds the object and the review around it, as the apiserver's JSON (which never writes a
+    // value longer than JavaScript re-writes it): a bound of the object's size that spares the injector
+    // a serialization of it.
+    const inputBytes = bodyBytes === undefined ? {} : { inputBytes: bodyBytes };
+    result = await withinBudget(() => inject(req.object, { ...getOptions(), ...namespace, ...inputBytes }), budgetMs);
   } catch (err) {
     return failOpen('error', { err: errorText(err) }, INTERNAL_ERROR_WARNING);
   }
@@ -136,18 +146,25 @@ function field(v: unknown, key: string): unknown {
   return typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[key] : undefined;
 }
 
-/** Who the log line is about: enough to find the run, nothing from the spec. */
+/** Who the log line is about: enough to find the run, nothing from the spec. Absent facts are left out. */
 function identity(req: AdmissionRequest): Record<string, unknown> {
   const md = field(req.object, 'metadata');
   const runId = field(field(md, 'labels'), RUN_ID_LABEL);
   const generateName = field(md, 'generateName');
-  return {
+  const who: Record<string, unknown> = {
     uid: req.uid,
     namespace: req.namespace,
     name: req.name || (typeof generateName === 'string' ? `${generateName}*` : ''),
-    kfpRunId: typeof runId === 'string' ? runId : undefined,
-    dryRun: req.dryRun || undefined,
   };
+  if (typeof runId === 'string') who.kfpRunId = runId;
+  if (req.dryRun) who.dryRun = true;
+  return who;
+}
+
+/** A Content-Length header as a byte count; undefined when absent or not a plain decimal number. */
+function contentLength(header: string | undefined): number | undefined {
+  if (header === undefined || !/^\d{1,15}$/.test(header)) return undefined;
+  return Number(header);
 }
 
 function badRequest(message: string): FastifyError {
@@ -193,6 +210,9 @@ export function buildWebhookApp(deps: WebhookDeps, https?: HttpsOptions): Webhoo
     loggerInstance,
     // One line per admission, written by the route with what matters (uid, run, outcome); no per-request noise.
     logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger (a pino child per admission, only to add Fastify's request counter):
+    // the admission line names its request by the AdmissionReview uid instead.
+    childLoggerFactory: (logger) => logger,
     bodyLimit,
     requestTimeout: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     ...(https ? { https } : {}),
@@ -221,7 +241,7 @@ export function buildWebhookApp(deps: WebhookDeps, https?: HttpsOptions): Webhoo
     let decision: Decision;
     let answer: AdmissionReviewResponse;
     try {
-      decision = await decide(parsed.request, inject, deps.getInjectOptions, budgetMs);
+      decision = await decide(parsed.request, inject, deps.getInjectOptions, budgetMs, contentLength(request.headers['content-length']));
       answer = admissionResponse(parsed.request.uid, decision.verdict);
     } catch (err) {
       // decide() turns the failures it foresees into an allowed answer; this catches the rest (a result
@@ -233,7 +253,9 @@ export function buildWebhookApp(deps: WebhookDeps, https?: HttpsOptions): Webhoo
     const line = { ...identity(parsed.request), outcome: decision.outcome, ...decision.detail };
     if (decision.outcome === 'failed_open') request.log.error(line, 'admitted without hooks (failed open)');
     else request.log.info(line, decision.outcome === 'injected' ? 'hooks injected' : 'admitted without hooks (skipped)');
-    return reply.send(answer);
+    // Written by hand (admissionResponseJson), not by Fastify's generic serializer: the answer is
+    // mostly the base64 patch, which needs no escaping and need not be scanned for it.
+    return reply.type('application/json; charset=utf-8').send(admissionResponseJson(answer));
   });
 
   registerOpsRoutes(app, deps.registry, [

@@ -82,7 +82,8 @@ function userExitWrapper(ctx: ExitContext, wf: Workflow, task: DagTask, o: { fai
 }
 
 /**
- * Chains the workflow-exit call into `wf` (a private copy: edited in place) and returns what it did.
+ * Chains the workflow-exit call into `wf` and returns what it did. `wf`, its spec and its template list
+ * must be the caller's own (they are edited in place); anything deeper is copied before an edit.
  * Call only when `exitHandlerProblem(wf)` is undefined.
  */
 export function chainExitHandler(wf: Workflow, ctx: ExitContext): string {
@@ -112,7 +113,8 @@ export function chainExitHandler(wf: Workflow, ctx: ExitContext): string {
     };
     templates.push(userExitWrapper(ctx, wf, task, { failures: false, inputs: passed }));
     const rest = Object.fromEntries(Object.entries(hooksExit).filter(([k]) => k !== 'template' && k !== 'templateRef'));
-    spec.hooks.exit = { ...rest, template: EXIT_TEMPLATE };
+    // A new map: spec.hooks may be shared with the injector's input.
+    spec.hooks = { ...spec.hooks, exit: { ...rest, template: EXIT_TEMPLATE } };
     return `wrapped spec.hooks.exit ${str(template) ?? 'templateRef'}`;
   }
 

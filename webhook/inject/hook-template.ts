@@ -25,9 +25,13 @@ const HTTP_TIMEOUT_S = 10;
 
 const isCallField = (f: HookField): f is CallField => (CALL_FIELDS as readonly string[]).includes(f);
 
+const envNameOf = (field: HookField): string => `HOOK_${field.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+// Worked out once: the notifier template is built on every admission.
+const ENV_NAMES = new Map<HookField, string>(HOOK_FIELDS.map((f) => [f, envNameOf(f)]));
+
 /** `nodeDisplayName` → `HOOK_NODE_DISPLAY_NAME`. */
 export function envName(field: HookField): string {
-  return `HOOK_${field.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+  return ENV_NAMES.get(field) ?? envNameOf(field);
 }
 
 type EnvVar = { name: string; value: string } | { name: string; valueFrom: { fieldRef: { fieldPath: string } } };
@@ -67,7 +71,7 @@ function containerEnv(f: HookField, x: HookTemplateInput): EnvVar {
  * transport or HTTP failure into a log line. Values travel in env vars and `--data-urlencode`, so no
  * value can break out of the shell command or the form encoding.
  */
-function curlScript(): string {
+function buildCurlScript(): string {
   const lines = [
     `curl -sS -o /dev/null -w 'kfp-notify: callback answered HTTP %{http_code}\\n'`,
     `--max-time ${CURL_MAX_TIME_S} --retry ${CURL_RETRIES} --retry-connrefused --retry-max-time ${CURL_RETRY_MAX_TIME_S}`,
@@ -77,6 +81,8 @@ function curlScript(): string {
   ];
   return `${lines.join(' \\\n  ')} \\\n  || echo 'kfp-notify: callback call failed; ignored so the run is unaffected'`;
 }
+// The same for every Workflow (values travel in env vars): built once.
+const CURL_SCRIPT = buildCurlScript();
 
 /**
  * Form body values for the HTTP template. Argo pastes them in unescaped, so only values that cannot
@@ -156,7 +162,7 @@ export function hookTemplate(x: HookTemplateInput): Template {
     container: {
       image: x.image,
       command: ['sh', '-c'],
-      args: [curlScript()],
+      args: [CURL_SCRIPT],
       env: [{ name: URL_ENV, value: x.url }, { name: TOKEN_ENV, value: x.token }, ...HOOK_FIELDS.map((f) => containerEnv(f, x))],
       // A numeric UID: the kubelet cannot check runAsNonRoot against a named USER.
       securityContext: {

@@ -1,5 +1,5 @@
 import { EXIT_TEMPLATE, KFP_COMPONENT_SPEC_ANNOTATION, KFP_TASK_DISPLAY_NAME_ANNOTATION, KFP_V2_COMPONENT_LABEL, USER_EXIT_TASK } from './names.js';
-import { findTemplate, isRecord, paramsOf, str, templatesOf, type DagTask, type Template, type Workflow } from './workflow-types.js';
+import { isRecord, paramsOf, str, templatesOf, type DagTask, type Template, type Workflow } from './workflow-types.js';
 
 /**
  * What counts as "a KFP step" and what the KFP UI calls it (argo-kfp.md §4.5). The injector hooks
@@ -27,12 +27,21 @@ export function kfpFlavour(wf: Workflow): 'v1' | 'v2' {
 
 /** v1: a template that runs a pod (container, script or resource). v2: the executor or importer template. */
 export function isStepTemplate(wf: Workflow, templateName: string): boolean {
-  return isStep(wf, kfpFlavour(wf), templateName);
+  return isStep(templateIndex(wf), kfpFlavour(wf), templateName);
 }
 
-function isStep(wf: Workflow, flavour: 'v1' | 'v2', templateName: string): boolean {
+/** Templates by name, the first of each name winning (as a linear `find` would): built once per walk. */
+type TemplateIndex = ReadonlyMap<string, Template>;
+
+function templateIndex(wf: Workflow): TemplateIndex {
+  const index = new Map<string, Template>();
+  for (const t of templatesOf(wf)) if (typeof t.name === 'string' && !index.has(t.name)) index.set(t.name, t);
+  return index;
+}
+
+function isStep(templates: TemplateIndex, flavour: 'v1' | 'v2', templateName: string): boolean {
   if (flavour === 'v2') return V2_EXECUTOR.test(templateName) || V2_IMPORTER.test(templateName);
-  const t = findTemplate(wf, templateName);
+  const t = templates.get(templateName);
   return t !== undefined && (t.container !== undefined || t.script !== undefined || t.resource !== undefined);
 }
 
@@ -46,6 +55,7 @@ export interface StepRef extends KfpStep {
 /** Every KFP step task, in template order, with the task object it came from. */
 export function stepRefs(wf: Workflow): StepRef[] {
   const flavour = kfpFlavour(wf);
+  const templates = templateIndex(wf);
   const out: StepRef[] = [];
   for (const t of templatesOf(wf)) {
     const dagTemplate = str(t.name);
@@ -53,8 +63,8 @@ export function stepRefs(wf: Workflow): StepRef[] {
     for (const [task, scope, siblings] of tasksOf(t)) {
       const taskName = str(task.name);
       const template = str(task.template);
-      if (!taskName || !template || !isStep(wf, flavour, template)) continue;
-      const displayName = stepDisplayName(wf, flavour, { dagTemplate, task, siblings });
+      if (!taskName || !template || !isStep(templates, flavour, template)) continue;
+      const displayName = displayNameIn(templates, flavour, dagTemplate, task, siblings);
       out.push({ dagTemplate, taskName, template, displayName, task, scope });
     }
   }
@@ -66,29 +76,47 @@ export function kfpSteps(wf: Workflow): KfpStep[] {
   return stepRefs(wf).map(({ dagTemplate, taskName, template, displayName }) => ({ dagTemplate, taskName, template, displayName }));
 }
 
+/** Tasks by name, the first of each name winning (as a linear `find` would). */
+type Siblings = ReadonlyMap<unknown, DagTask>;
+
+function siblingIndex(tasks: readonly DagTask[]): Siblings {
+  const index = new Map<unknown, DagTask>();
+  for (const task of tasks) if (!index.has(task.name)) index.set(task.name, task);
+  return index;
+}
+
+const NO_SIBLINGS: Siblings = new Map();
+
 /** The tasks of a DAG template, or the steps of a steps template, each with its siblings. */
-function tasksOf(t: Template): [DagTask, 'tasks' | 'steps', DagTask[]][] {
-  const out: [DagTask, 'tasks' | 'steps', DagTask[]][] = [];
+function tasksOf(t: Template): [DagTask, 'tasks' | 'steps', Siblings][] {
+  const out: [DagTask, 'tasks' | 'steps', Siblings][] = [];
   const tasks = isRecord(t.dag) && Array.isArray(t.dag.tasks) ? t.dag.tasks.filter(isRecord) : [];
-  for (const task of tasks) out.push([task, 'tasks', tasks]);
+  const dagSiblings = siblingIndex(tasks);
+  for (const task of tasks) out.push([task, 'tasks', dagSiblings]);
   const groups = Array.isArray(t.steps) ? t.steps : [];
   for (const group of groups) {
     const steps = Array.isArray(group) ? group.filter(isRecord) : [];
-    for (const step of steps) out.push([step, 'steps', steps]);
+    const stepSiblings = siblingIndex(steps);
+    for (const step of steps) out.push([step, 'steps', stepSiblings]);
   }
   return out;
 }
 
 /** What the KFP UI calls the step that `task` (in `dagTemplate`, beside `siblings`) runs. */
 export function stepDisplayName(wf: Workflow, flavour: 'v1' | 'v2', at: { dagTemplate: string; task: DagTask; siblings: readonly DagTask[] }): string {
-  const taskName = String(at.task.name);
-  if (flavour === 'v2') return v2DisplayName(at.task, at.siblings);
-  return v1DisplayName(wf, at.dagTemplate, taskName, String(at.task.template));
+  const siblings = at.siblings.length === 0 ? NO_SIBLINGS : siblingIndex(at.siblings);
+  const templates = flavour === 'v1' ? templateIndex(wf) : new Map<string, Template>();
+  return displayNameIn(templates, flavour, at.dagTemplate, at.task, siblings);
+}
+
+function displayNameIn(templates: TemplateIndex, flavour: 'v1' | 'v2', dagTemplate: string, task: DagTask, siblings: Siblings): string {
+  if (flavour === 'v2') return v2DisplayName(task, siblings);
+  return v1DisplayName(templates, dagTemplate, String(task.name), String(task.template));
 }
 
 // KFP v1 UI: task_display_name annotation || component_spec JSON .name || the node's own name.
-function v1DisplayName(wf: Workflow, dagTemplate: string, taskName: string, template: string): string {
-  const annotations = findTemplate(wf, template)?.metadata?.annotations;
+function v1DisplayName(templates: TemplateIndex, dagTemplate: string, taskName: string, template: string): string {
+  const annotations = templates.get(template)?.metadata?.annotations;
   const fromAnnotation = isRecord(annotations) ? str(annotations[KFP_TASK_DISPLAY_NAME_ANNOTATION]) : undefined;
   const fromSpec = isRecord(annotations) ? str(jsonField(annotations[KFP_COMPONENT_SPEC_ANNOTATION], ['name'])) : undefined;
   // The wrapped v1 exit op runs as our `user-exit` task; its own name is the template's.
@@ -98,8 +126,8 @@ function v1DisplayName(wf: Workflow, dagTemplate: string, taskName: string, temp
 
 // KFP v2: taskInfo.name inside the JSON `task` argument of the `<task>-driver` sibling (an importer
 // carries that argument itself).
-function v2DisplayName(task: DagTask, siblings: readonly DagTask[]): string {
-  const driver = siblings.find((s) => s.name === `${String(task.name)}-driver`);
+function v2DisplayName(task: DagTask, siblings: Siblings): string {
+  const driver = siblings.get(`${String(task.name)}-driver`);
   for (const source of [driver, task]) {
     const taskArg = paramsOf(source?.arguments).find((p) => p.name === 'task')?.value;
     const name = str(jsonField(taskArg, ['taskInfo', 'name']));

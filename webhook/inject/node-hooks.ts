@@ -1,7 +1,7 @@
 import { hookCall, literal } from './hook-call.js';
 import { stepRefs } from './kfp-steps.js';
 import type { Capabilities } from './options.js';
-import { isRecord, type Workflow } from './workflow-types.js';
+import { isRecord, type DagTask, type Template, type Workflow } from './workflow-types.js';
 
 export interface NodeHooksResult {
   /** `<dag template>/<task>` of each step that got an exit hook. */
@@ -14,13 +14,20 @@ export interface NodeHooksResult {
  * Adds a `hooks.exit` calling the notifier to every KFP step (argo-kfp.md §4.5, §8.2 step 7), wherever
  * it sits: loops, conditions, nested pipelines, v2 exit-hook DAGs. An exit hook fires once the task is
  * Succeeded, Failed or Errored (not Skipped or Omitted), per loop iteration and after retries; a failed
- * hook changes neither the task's phase nor the run's. Edits `wf` (a private copy) in place.
+ * hook changes neither the task's phase nor the run's.
+ *
+ * `wf.spec.templates` must be the caller's own list (the injector's copy): hooked tasks are replaced by
+ * edited copies, and so are the templates and task lists that hold them; the objects in the list are
+ * never edited, so they may be shared with the input.
  */
 export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'container' | 'http' }): NodeHooksResult {
   const result: NodeHooksResult = { hooked: [], unhooked: [] };
+  // Original task → its hooked copy. Keyed by identity, so a task object listed twice is hooked once,
+  // and seen hooked the second time, as an in-place edit would have it.
+  const hookedCopies = new Map<unknown, DagTask>();
   for (const step of stepRefs(wf)) {
     const id = `${step.dagTemplate}/${step.taskName}`;
-    const { task } = step;
+    const task = hookedCopies.get(step.task) ?? step.task;
     // A task's own exit handler is the pipeline's business: never overwrite it, say so instead.
     if (task.onExit !== undefined) {
       result.unhooked.push({ task: id, reason: 'the task has its own onExit' });
@@ -34,7 +41,7 @@ export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'con
       result.unhooked.push({ task: id, reason: 'the task has its own hooks.exit' });
       continue;
     }
-    task.hooks = {
+    const hooks = {
       ...task.hooks,
       exit: hookCall({
         event: 'node-exit',
@@ -44,7 +51,35 @@ export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'con
         ...(ctx.caps.statusArg ? { nodePhase: `{{${step.scope}.${step.taskName}.status}}` } : {}),
       }),
     };
+    hookedCopies.set(step.task, { ...task, hooks });
     result.hooked.push(id);
   }
+  const templates = wf.spec?.templates;
+  if (hookedCopies.size > 0 && Array.isArray(templates)) {
+    templates.forEach((t, i) => {
+      templates[i] = withTasksSwapped(t, hookedCopies);
+    });
+  }
   return result;
+}
+
+/** A list with the swapped entries replaced, or the list itself when it holds none. */
+function swapIn<T>(list: T[], swaps: ReadonlyMap<unknown, T>): T[] {
+  return list.some((x) => swaps.has(x)) ? list.map((x) => swaps.get(x) ?? x) : list;
+}
+
+/** The template with its swapped tasks (or steps) replaced: a copy when it holds any, else itself. */
+function withTasksSwapped(t: Template, swaps: ReadonlyMap<unknown, DagTask>): Template {
+  if (!isRecord(t)) return t;
+  let out = t;
+  if (isRecord(t.dag) && Array.isArray(t.dag.tasks)) {
+    const tasks = swapIn(t.dag.tasks, swaps);
+    if (tasks !== t.dag.tasks) out = { ...out, dag: { ...t.dag, tasks } };
+  }
+  if (Array.isArray(t.steps)) {
+    const steps = t.steps;
+    const groups = steps.map((g) => (Array.isArray(g) ? swapIn(g, swaps) : g));
+    if (groups.some((g, j) => g !== steps[j])) out = { ...out, steps: groups };
+  }
+  return out;
 }

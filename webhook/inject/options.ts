@@ -16,6 +16,13 @@ export interface InjectOptions {
   namespace?: string;
   /** Needs `sh` and `curl`, and must run as a non-root numeric UID. */
   image: string;
+  /**
+   * An upper bound of the input's JSON size in bytes, when the caller already knows one (the webhook:
+   * the request body's length, which holds the object plus the review around it). It spares the size
+   * guard a serialization of the input; without it the input is serialized once. A bound that is too
+   * low could let a Workflow just past the limit through, so give one only when it really is a bound.
+   */
+  inputBytes?: number;
 }
 
 export const DEFAULT_CALLBACK_URL = 'http://kfp-notify-callback.kfp-notify.svc.cluster.local:8080';
@@ -77,6 +84,32 @@ const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Every problem with the options, each naming the option; empty when they are usable. */
 export function optionProblems(o: InjectOptions): string[] {
+  return [...settingProblems(o), ...callProblems(o)];
+}
+
+/** The options' settings, checked, with what follows from them; `caps` and `url` only when usable. */
+export interface CheckedSettings {
+  problems: readonly string[];
+  caps?: Capabilities;
+  url?: string;
+}
+
+// The settings rarely change (a config reload) while every admission passes them: the last ones
+// checked are kept, by identity of each field, so a call re-checks only its own namespace and hint.
+let lastSettings: { key: readonly unknown[]; checked: CheckedSettings } | undefined;
+
+/** `optionProblems(o)` (same problems, same order), plus the capabilities and hook URL of usable options. */
+export function checkOptions(o: InjectOptions): CheckedSettings {
+  const key = [o.callbackUrl, o.argoVersion, o.mode, o.sizeLimitBytes, o.image, o.hookKey];
+  if (lastSettings === undefined || lastSettings.key.some((v, i) => v !== key[i])) {
+    const problems = settingProblems(o);
+    lastSettings = { key, checked: problems.length > 0 ? { problems } : { problems, caps: capabilitiesFor(o.argoVersion), url: hookUrl(o) } };
+  }
+  const perCall = callProblems(o);
+  return perCall.length === 0 ? lastSettings.checked : { problems: [...lastSettings.checked.problems, ...perCall] };
+}
+
+function settingProblems(o: InjectOptions): string[] {
   const problems: string[] = [];
   const url = callbackUrlProblem(o.callbackUrl);
   if (url) problems.push(`callbackUrl: ${url}`);
@@ -93,6 +126,15 @@ export function optionProblems(o: InjectOptions): string[] {
   if (typeof o.image !== 'string' || !/^\S+$/.test(o.image)) problems.push(`image: must be a container image reference, got ${JSON.stringify(o.image)}`);
   if (!o.hookKey || typeof o.hookKey.kid !== 'string' || !Buffer.isBuffer(o.hookKey.secret) || o.hookKey.secret.length < 16) {
     problems.push('hookKey: must be a HookKey (see common/hook-token.ts) with a secret of at least 16 bytes');
+  }
+  return problems;
+}
+
+/** The per-call options: the request's namespace and the size hint. */
+function callProblems(o: InjectOptions): string[] {
+  const problems: string[] = [];
+  if (o.inputBytes !== undefined && (typeof o.inputBytes !== 'number' || !Number.isSafeInteger(o.inputBytes) || o.inputBytes < 0)) {
+    problems.push(`inputBytes: must be a whole number of bytes, got ${JSON.stringify(o.inputBytes)}`);
   }
   if (o.namespace !== undefined && (typeof o.namespace !== 'string' || o.namespace.length > 63 || !NAMESPACE_RE.test(o.namespace))) {
     problems.push(`namespace: ${JSON.stringify(o.namespace)} is not a Kubernetes namespace name`);

@@ -1,0 +1,21 @@
+import type { Operation } from 'fast-json-patch';
+
+// The injector writes its patch's JSON once (diff.ts), for the size guard; the webhook sends the same
+// text. Keyed by the patch array itself, so a patch made elsewhere (a test's stand-in injector) is
+// serialized on demand.
+const texts = new WeakMap<readonly Operation[], string>();
+
+/** Records `text` as `JSON.stringify(patch)`: only for a patch that is never edited afterwards. */
+export function rememberPatchText(patch: readonly Operation[], text: string): void {
+  texts.set(patch, text);
+}
+
+/** `JSON.stringify(patch)`, computed at most once per patch array. */
+export function patchText(patch: readonly Operation[]): string {
+  let text = texts.get(patch);
+  if (text === undefined) {
+    text = JSON.stringify(patch);
+    texts.set(patch, text);
+  }
+  return text;
+}
