@@ -40,7 +40,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  // The process's own stdout gets an asynchronous writer: a synchronous write per log line costs a
+  // busy server a large share of its CPU. pino flushes it on a normal exit; a SIGKILL can lose the
+  // last few lines, never an event (events live in the store, not in the logs).
+  const destination = opts.destination === undefined || opts.destination === process.stdout ? pino.destination({ dest: 1, sync: false }) : opts.destination;
+  return pino(options, destination);
 }
 
 /** A logger that writes nothing: for tests and for CLI paths whose stdout is data. */
