@@ -4,6 +4,8 @@ import type { HookKey } from '../common/hook-token.js';
 import { InputFormatError, parseDocuments, toYamlStream } from '../common/yaml-docs.js';
 import { injectWorkflow, type InjectResult } from '../webhook/inject/index.js';
 import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_SIZE_LIMIT_BYTES, type InjectOptions } from '../webhook/inject/options.js';
+import type { Workflow } from '../webhook/inject/workflow-types.js';
+import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify inject -f FILE|- [options]
@@ -22,6 +24,9 @@ Options:
       --data-dir DIR       where the hook key lives (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
       --hook-key-file F    sign hook tokens with the first key in F instead of <data dir>/hook-key
       --size-limit BYTES   leave a Workflow alone if injecting would make it larger (default ${DEFAULT_SIZE_LIMIT_BYTES})
+      --kfp-run-id ID      FILE is compiler output (kfp dsl compile): first add what the KFP API server adds
+                           when it creates a run with this id (pipeline/runid label, run name, pod label,
+                           {{workflow.uid}} replaced), so the preview matches what the webhook will see
   -h, --help               show this help
 `;
 
@@ -30,6 +35,7 @@ type Output = (typeof OUTPUTS)[number];
 
 interface Flags {
   file: string;
+  kfpRunId: string | undefined;
   output: Output;
   dataDir: string | undefined;
   hookKeyFile: string | undefined;
@@ -51,6 +57,7 @@ function parseFlags(args: string[]): Flags | 'help' {
       'data-dir': { type: 'string' },
       'hook-key-file': { type: 'string' },
       'size-limit': { type: 'string' },
+      'kfp-run-id': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -62,8 +69,13 @@ function parseFlags(args: string[]): Flags | 'help' {
   if (mode !== undefined && mode !== 'container' && mode !== 'http') throw new UsageError(`--mode must be container or http, got ${JSON.stringify(mode)}`);
   const sizeLimit = values['size-limit'];
   if (sizeLimit !== undefined && !/^\d+$/.test(sizeLimit)) throw new UsageError(`--size-limit must be a whole number of bytes, got ${JSON.stringify(sizeLimit)}`);
+  const kfpRunId = values['kfp-run-id'];
+  if (kfpRunId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(kfpRunId)) {
+    throw new UsageError(`--kfp-run-id must be a label value (letters, digits, '-', '_', '.'; at most 63), got ${JSON.stringify(kfpRunId)}`);
+  }
   return {
     file: values.file,
+    kfpRunId,
     output: output as Output,
     dataDir: values['data-dir'],
     hookKeyFile: values['hook-key-file'],
@@ -89,6 +101,14 @@ function signingKey(flags: Flags, io: CliIo): HookKey | { code: number; message:
     // A key file the user named is input; a data dir we could not write to is the machine's problem.
     return { code: flags.hookKeyFile !== undefined ? EXIT_USAGE : EXIT_FAILURE, message };
   }
+}
+
+/** A compiled Workflow as the KFP API server would create it; anything else unchanged. */
+function asKfpRun(doc: unknown, runId: string, namespace: string | undefined): unknown {
+  const wf = doc as Workflow;
+  if (wf.apiVersion !== 'argoproj.io/v1alpha1' || wf.kind !== 'Workflow') return doc;
+  const name = wf.metadata?.name ?? wf.metadata?.generateName ?? 'pipeline';
+  return asCreatedByKfp(wf, { runId, runName: `preview of ${name.replace(/-$/, '')}`, namespace: namespace ?? wf.metadata?.namespace ?? 'default' });
 }
 
 function describeDoc(doc: unknown, i: number): string {
@@ -141,7 +161,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     return EXIT_USAGE;
   }
 
-  const results = docs.map((doc) => injectWorkflow(doc, opts));
+  const asSubmitted = flags.kfpRunId === undefined ? docs : docs.map((doc) => asKfpRun(doc, flags.kfpRunId ?? '', opts.namespace));
+  const results = asSubmitted.map((doc) => injectWorkflow(doc, opts));
   let code = EXIT_OK;
   for (const [i, r] of results.entries()) {
     for (const w of r.warnings ?? []) io.stderr.write(`kfp-notify inject: ${describeDoc(docs[i], i)}: ${w}\n`);

@@ -148,6 +148,27 @@ describe('kfp-notify inject (process)', () => {
     expect((JSON.parse(admitted.stdout) as List).items.map(injectedMark)).toEqual(fixtures.map(() => 'true'));
   });
 
+  it('--kfp-run-id previews compiler output as the KFP API server would submit it: run id label, token for that run', async () => {
+    const compiled = readFileSync(`${FIXTURES_DIR}/kfp-v2-compiled-workflows-master/pipeline_with_exit_handler.yaml`, 'utf8');
+    const r = await inject(['-f', '-', '--kfp-run-id', 'run-preview-1', '--namespace', 'team-a', '-o', 'json'], compiled);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const wf = JSON.parse(r.stdout) as Workflow;
+    expect(injectedMark(wf)).toBe('true');
+    expect(wf.metadata?.labels?.['pipeline/runid']).toBe('run-preview-1');
+    expect(wf.spec?.podMetadata?.labels?.['pipeline/runid']).toBe('run-preview-1');
+    // ReplaceUID: the compiler's {{workflow.uid}} run-id placeholders now hold the run id; the only one
+    // left is the notifier's own (the Kubernetes UID it reports as workflowUid).
+    const others = (wf.spec?.templates ?? []).filter((t) => t.name !== 'kfp-notify-hook');
+    expect(JSON.stringify(others)).not.toContain('{{workflow.uid}}');
+    expect(JSON.stringify(others)).toContain('run-preview-1');
+    const [key] = loadHookKeys({ keyFile, dataDir: dir });
+    expect(verifyHookToken(key ? [key] : [], tokenOf(wf), { namespace: 'team-a', kfpRunId: 'run-preview-1' })).toEqual({ ok: true });
+    const bad = await inject(['-f', '-', '--kfp-run-id', 'no spaces please'], compiled);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--kfp-run-id must be a label value');
+  });
+
   it('a step left alone (it has its own exit hook) is reported on stderr', async () => {
     const wf = v2() as Workflow;
     const task = wf.spec?.templates?.find((t) => t.name === 'root')?.dag?.tasks?.find((t) => t.name === 'hello-world');
