@@ -4,7 +4,7 @@ import type { CallbackMetrics, DeliveryOutcome } from './metrics.js';
 import { nextDelay, scalePolicy } from './retry.js';
 import type { SendRequest } from './sender.js';
 import { sign } from './signing.js';
-import type { ClaimedDelivery, DeliveryStore } from './store/types.js';
+import type { ClaimRequest, ClaimedDelivery, DeliveryStore } from './store/types.js';
 import type { DeliveryNotice, KfpEvent, SendResult, Subscriber } from './types.js';
 
 /**
@@ -13,8 +13,18 @@ import type { DeliveryNotice, KfpEvent, SendResult, Subscriber } from './types.j
  * deliveries for it (notify) and at its next due time (one timer per lane); it never polls.
  *
  * Per attempt: claim with a lease → format + sign → send → retry.ts decides → record the outcome.
- * A process that dies mid-send leaves the lease behind; the row is due again when the store reopens
- * and the receiver sees the same webhook-id (= EventId) twice, which is what at-least-once means.
+ * Bookkeeping is done in bulk, because per delivery it cost more than the send: all lanes that freed
+ * slots in one event-loop turn refill in one pass, a lane claims for its free slots plus a reserve of
+ * maxConcurrency (so it claims about once per maxConcurrency sends), and the store writes the outcomes
+ * of one turn in one transaction.
+ *
+ * An attempt that gets no HTTP response at all (refused, reset, DNS, TLS, timeout) pauses its lane
+ * until that delivery's retry time (at most MAX_LANE_PAUSE_MS): the next delivery would go to the same
+ * unreachable endpoint, and a subscriber that refuses connections in a millisecond would otherwise
+ * see every queued delivery attempted (and rescheduled) back to back. Any HTTP answer lifts the pause.
+ * A process that dies mid-send (or in the turn a send's outcome arrived) takes its leases with it; the
+ * row is due again when the store reopens and the receiver sees the same webhook-id (= EventId)
+ * twice, which is what at-least-once means.
  */
 
 export interface WorkerDeps {
@@ -45,19 +55,29 @@ export interface Worker {
 
 interface Lane {
   sub: Subscriber;
+  /** Attempts not finished: sending, or recording their outcome. */
   inFlight: Map<number, { abort: AbortController; done: Promise<void> }>;
+  /** HTTP requests in flight: what maxConcurrency bounds. */
+  sending: number;
   timer?: NodeJS.Timeout;
   timerAt?: number;
-  pumping: boolean;
-  again: boolean;
   removed: boolean;
+  /** Claimed (leased) but not started yet: a reserve, so that a lane claims once per maxConcurrency sends. */
+  ready: ClaimedDelivery[];
+  /** No claims before this time (ms since the epoch): the endpoint did not answer. */
+  pausedUntil?: number;
 }
 
-/** How long past the send timeout a claim holds; only matters if the process dies mid-send. */
+/**
+ * How long past the send timeout (or two, for a delivery waiting in a lane's reserve) a claim holds.
+ * Leases live in the store's memory: they only keep this process from claiming a row twice.
+ */
 const LEASE_MARGIN_MS = 30_000;
 /** After a store error, how long a lane waits before trying again. */
 const STORE_BACKOFF_MS = 1_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest pause of a lane whose endpoint did not answer: how often an unreachable subscriber is probed at worst. */
+export const MAX_LANE_PAUSE_MS = 30_000;
 
 /** The HTTP request for one event to one subscriber: extra headers, format headers, then webhook-* (never overridable). */
 export function deliveryRequest(event: KfpEvent, sub: Subscriber, nowMs: number): Omit<SendRequest, 'signal'> {
@@ -94,52 +114,114 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     lane.timer = setTimeout(() => {
       lane.timer = undefined;
       lane.timerAt = undefined;
-      pump(lane);
+      refillSoon(lane);
     }, Math.min(MAX_TIMER_MS, Math.max(0, at - now())));
     lane.timer.unref();
   }
 
-  function pump(lane: Lane): void {
+  // Lanes to refill at the end of this turn: one pass serves them all.
+  const refillDue = new Set<Lane>();
+  let refillScheduled = false;
+  let refilling = false;
+
+  /** Refills the lane at the end of this turn, once however many sends finished or notices came. */
+  function refillSoon(lane: Lane): void {
     if (stopping || lane.removed) return;
-    if (lane.pumping) {
-      lane.again = true;
-      return;
-    }
-    lane.pumping = true;
-    void fill(lane)
+    refillDue.add(lane);
+    if (refilling || refillScheduled) return; // a running pass reschedules when it ends
+    refillScheduled = true;
+    setImmediate(runRefills);
+  }
+
+  function runRefills(): void {
+    refillScheduled = false;
+    if (stopping || refillDue.size === 0) return;
+    const batch = [...refillDue];
+    refillDue.clear();
+    refilling = true;
+    void refill(batch)
       .catch((err: unknown) => {
-        log.error({ err, subscriber: lane.sub.name }, 'delivery queue unavailable; retrying');
-        wakeAt(lane, now() + STORE_BACKOFF_MS);
+        log.error({ err, subscribers: batch.map((l) => l.sub.name) }, 'delivery queue unavailable; retrying');
+        for (const lane of batch) wakeAt(lane, now() + STORE_BACKOFF_MS);
       })
       .finally(() => {
-        lane.pumping = false;
-        if (lane.again) pump(lane);
+        refilling = false;
+        if (refillDue.size > 0 && !refillScheduled && !stopping) {
+          refillScheduled = true;
+          setImmediate(runRefills);
+        }
       });
   }
 
-  /** Claims as many due deliveries as the lane has free slots, then sleeps until the next due time. */
-  async function fill(lane: Lane): Promise<void> {
-    const name = lane.sub.name;
-    do {
-      lane.again = false;
-      if ((await store.disabledSubscribers())[name]) return;
-      const free = lane.sub.maxConcurrency - lane.inFlight.size;
-      if (free <= 0) return; // a finishing send pumps again
-      const claimed = await store.claim(name, { now: now(), limit: free, leaseMs: lane.sub.timeoutMs + LEASE_MARGIN_MS });
-      for (const c of claimed) start(lane, c);
-      if (claimed.length === free) return;
-    } while (lane.again && !stopping);
-    const next = await store.nextDueAt(name);
-    if (next !== undefined && !stopping) wakeAt(lane, next);
+  /** Claims as many due deliveries as each lane has free slots; a lane left with free slots sleeps until its next due time. */
+  async function refill(batch: readonly Lane[]): Promise<void> {
+    const disabled = await store.disabledSubscribers();
+    const at = now();
+    const wanting: { lane: Lane; free: number; request: ClaimRequest }[] = [];
+    for (const lane of batch) {
+      if (lane.removed) continue;
+      if (disabled[lane.sub.name]) {
+        lane.ready = []; // disabling moved them to the dead letters and dropped their leases
+        continue;
+      }
+      if (lane.pausedUntil !== undefined) {
+        if (at < lane.pausedUntil) {
+          wakeAt(lane, lane.pausedUntil);
+          continue;
+        }
+        lane.pausedUntil = undefined;
+      }
+      let free = lane.sub.maxConcurrency - lane.sending;
+      for (; free > 0 && lane.ready.length > 0; free--) start(lane, lane.ready.shift() as ClaimedDelivery);
+      // Claim for the free slots and a reserve of maxConcurrency as soon as the reserve is used up, so
+      // that a slot that frees up starts its next send at once. Leases (in memory) cover a wait in the reserve
+      // plus the send.
+      const want = free + lane.sub.maxConcurrency - lane.ready.length;
+      if (free > 0 || lane.ready.length === 0) {
+        wanting.push({ lane, free, request: { subscriber: lane.sub.name, limit: want, leaseMs: 2 * lane.sub.timeoutMs + LEASE_MARGIN_MS } });
+      }
+      // else: a finishing send asks for a refill again
+    }
+    if (wanting.length === 0) return;
+    const claimed = await store.claimMany(
+      wanting.map((w) => w.request),
+      at,
+    );
+    if (stopping) {
+      await store.release(claimed.flat().map((c) => c.delivery.id), now());
+      return;
+    }
+    for (const [i, { lane, free, request }] of wanting.entries()) {
+      const got = claimed[i] ?? [];
+      got.slice(0, free).forEach((c) => start(lane, c));
+      lane.ready.push(...got.slice(free));
+      if (got.length === request.limit) continue;
+      const next = await store.nextDueAt(lane.sub.name);
+      if (next !== undefined && !stopping) wakeAt(lane, next);
+    }
+  }
+
+  /** Hands a lane's reserve back to the store (due again at once, no attempt counted). */
+  function giveBack(lane: Lane): void {
+    const ids = lane.ready.map((c) => c.delivery.id);
+    lane.ready = [];
+    if (ids.length > 0) store.release(ids, now()).catch((err: unknown) => log.error({ err, subscriber: lane.sub.name }, 'releasing claimed deliveries failed'));
+  }
+
+  function startFromReserve(lane: Lane): void {
+    if (stopping || lane.removed || lane.pausedUntil !== undefined) return;
+    const next = lane.sending < lane.sub.maxConcurrency ? lane.ready.shift() : undefined;
+    if (next) start(lane, next);
   }
 
   function start(lane: Lane, c: ClaimedDelivery): void {
+    lane.sending++;
     const abort = new AbortController();
     const done = attempt(lane, c, abort.signal)
       .catch((err: unknown) => log.error({ err, subscriber: lane.sub.name, deliveryId: c.delivery.id }, 'recording a delivery outcome failed'))
       .finally(() => {
         lane.inFlight.delete(c.delivery.id);
-        pump(lane);
+        refillSoon(lane);
       });
     lane.inFlight.set(c.delivery.id, { abort, done });
   }
@@ -160,6 +242,20 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
   }
 
   async function attempt(lane: Lane, c: ClaimedDelivery, signal: AbortSignal): Promise<void> {
+    let slotHeld = true;
+    const freeSlot = () => {
+      if (slotHeld) lane.sending--;
+      slotHeld = false;
+    };
+    try {
+      await attemptHolding(lane, c, signal, freeSlot);
+    } finally {
+      freeSlot();
+    }
+  }
+
+  /** One attempt; `freeSlot` is called once the send is over, or (for a 410) once the subscriber is disabled. */
+  async function attemptHolding(lane: Lane, c: ClaimedDelivery, signal: AbortSignal, freeSlot: () => void): Promise<void> {
     const sub = lane.sub;
     const { delivery, event } = c;
     const result = await sendOnce(sub, event, signal);
@@ -174,6 +270,17 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     const note = { now: at, ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
     const policy = scale === 1 ? sub.retry : scalePolicy(sub.retry, scale);
     const decision = nextDelay({ attempt: attemptNo, result, policy, rand });
+    if (result.status !== undefined) lane.pausedUntil = undefined;
+    else if (sub.type === 'http' && decision.action === 'retry') {
+      lane.pausedUntil = Math.max(lane.pausedUntil ?? 0, at + Math.min(decision.delayMs, MAX_LANE_PAUSE_MS));
+      giveBack(lane);
+    }
+    // The slot is free now: the next send need not wait for this outcome to be written. A 410 keeps
+    // it until the subscriber is disabled, so that nothing more is sent to it meanwhile.
+    if (decision.action !== 'disable') {
+      freeSlot();
+      startFromReserve(lane);
+    }
     const context = { subscriber: sub.name, eventId: event.EventId, attempt: attemptNo, status: result.status, error: result.error };
     let outcome: DeliveryOutcome;
     switch (decision.action) {
@@ -195,6 +302,7 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
         deps.onNotice?.({ kind: 'dead-lettered', subscriber: sub.name, eventId: event.EventId, reason: describeFailure(result) });
         break;
       case 'disable': {
+        lane.ready = []; // disable() below moves them to the dead letters and drops their leases
         await store.deadLetter(delivery.id, note);
         const moved = await store.disable(sub.name, result.status === 410 ? 'HTTP 410 Gone' : (result.error ?? 'disabled'), at);
         outcome = 'disabled';
@@ -212,31 +320,31 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
       if (names.has(name)) continue;
       lane.removed = true;
       clearTimer(lane);
+      giveBack(lane);
       lanes.delete(name);
     }
     for (const sub of subscribers) {
       const lane = lanes.get(sub.name);
       if (lane) lane.sub = sub;
-      else lanes.set(sub.name, { sub, inFlight: new Map(), pumping: false, again: false, removed: false });
+      else lanes.set(sub.name, { sub, inFlight: new Map(), sending: 0, removed: false, ready: [] });
     }
     notify();
   }
 
+  /** New work: claimed at once (the first send of an idle lane should not wait a turn), batched only behind a running pass. */
   function notify(names?: Iterable<string>): void {
-    if (names === undefined) {
-      for (const lane of lanes.values()) pump(lane);
-      return;
-    }
-    for (const name of names) {
-      const lane = lanes.get(name);
-      if (lane) pump(lane);
-    }
+    const targets = names === undefined ? [...lanes.values()] : [...names].flatMap((n) => lanes.get(n) ?? []);
+    for (const lane of targets) if (!stopping && !lane.removed) refillDue.add(lane);
+    if (!refilling && !refillScheduled && refillDue.size > 0) runRefills();
   }
 
   async function stop(opts: { graceMs?: number } = {}): Promise<void> {
     if (stopping) return;
     stopping = true;
-    for (const lane of lanes.values()) clearTimer(lane);
+    for (const lane of lanes.values()) {
+      clearTimer(lane);
+      giveBack(lane);
+    }
     const inFlight = () => [...lanes.values()].flatMap((l) => [...l.inFlight.values()]);
     const all = Promise.all(inFlight().map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;

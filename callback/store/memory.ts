@@ -4,6 +4,8 @@ import {
   selectsDeadLetter,
   settleMethods,
   type SettleFn,
+  type ClaimOptions,
+  type ClaimedDelivery,
   type DeadLetter,
   type DeliveryStore,
   type DisabledState,
@@ -45,6 +47,19 @@ export function openMemoryStore(): DeliveryStore {
     if (!e) throw new Error(`delivery ${r.id} refers to missing event ${r.eventId}`);
     return structuredClone(e.event);
   }
+  function claimOne(subscriber: string, { now, limit, leaseMs }: ClaimOptions): ClaimedDelivery[] {
+    open();
+    const due = pending(subscriber)
+      .filter((r) => r.dueAt <= now)
+      .sort((a, b) => a.dueAt - b.dueAt || a.id - b.id)
+      .slice(0, Math.max(0, limit));
+    return due.map((r) => {
+      const delivery = { id: r.id, eventId: r.eventId, subscriber: r.subscriber, attempts: r.attempts, dueAt: r.dueAt };
+      r.leased = true;
+      r.dueAt = now + leaseMs;
+      return { delivery, event: eventOf(r) };
+    });
+  }
   const settle: SettleFn = (id, state, dueAt, note) => {
     open();
     const r = rows.get(id);
@@ -80,18 +95,12 @@ export function openMemoryStore(): DeliveryStore {
       });
     },
 
-    async claim(subscriber, { now, limit, leaseMs }) {
-      open();
-      const due = pending(subscriber)
-        .filter((r) => r.dueAt <= now)
-        .sort((a, b) => a.dueAt - b.dueAt || a.id - b.id)
-        .slice(0, Math.max(0, limit));
-      return due.map((r) => {
-        const delivery = { id: r.id, eventId: r.eventId, subscriber: r.subscriber, attempts: r.attempts, dueAt: r.dueAt };
-        r.leased = true;
-        r.dueAt = now + leaseMs;
-        return { delivery, event: eventOf(r) };
-      });
+    async claim(subscriber, opts) {
+      return claimOne(subscriber, opts);
+    },
+
+    async claimMany(requests, now) {
+      return requests.map((r) => claimOne(r.subscriber, { now, limit: r.limit, leaseMs: r.leaseMs }));
     },
 
     async nextDueAt(subscriber) {

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { KfpEvent } from '../types.js';
 import { open, type FileHandle } from 'node:fs/promises';
 import { groupCommit, syncBarrier, type GroupCommitStats } from './group-commit.js';
+import { createLeases } from './leases.js';
 import {
   StoreUnavailableError,
   selectsDeadLetter,
@@ -12,6 +13,7 @@ import {
   type AcceptResult,
   type SettleFn,
   type ClaimedDelivery,
+  type ClaimRequest,
   type DeadLetter,
   type DeliveryStore,
   type DisabledState,
@@ -27,13 +29,15 @@ import {
  * obtained as synchronous=NORMAL (commits only write the WAL) plus our own fdatasync of the WAL on
  * libuv's thread pool, so the event loop keeps serving requests while the disk flushes, and one
  * fsync covers every commit made before it started (group commit, see group-commit.ts).
- * Worker bookkeeping (claim, delivered, retry, dead-letter, release) does not wait for a sync: a
- * process crash loses none of it; a power loss can roll back the last few, which at worst repeats
- * an attempt (at-least-once; the receiver dedups on webhook-id). Checkpoints fsync as usual.
+ * Worker bookkeeping (claim, delivered, retry, dead-letter, release) does not wait for a sync. The
+ * outcome marks of one event-loop turn are written together at the end of that turn (one
+ * transaction), and resolve once written: a process crash loses at most the marks of the turn it
+ * interrupts, a power loss the last few written; either way an attempt is repeated, as after a
+ * crash mid-send (at-least-once; the receiver dedups on webhook-id). Checkpoints fsync as usual.
  *
  * One process owns the file (locking_mode=EXCLUSIVE): a second `kfp-notify callback` on the same
- * data dir fails at open instead of double-sending. So leases left by a dead process can be
- * released at open: whatever was in flight when it died is due again at once.
+ * data dir fails at open instead of double-sending. So leases need not be on disk at all (leases.ts):
+ * whatever was in flight when the process died is due again at once when the file is reopened.
  */
 
 export interface SqliteStoreOptions {
@@ -43,6 +47,8 @@ export interface SqliteStoreOptions {
   /** ms since the epoch, used once at open to make the dead process's leases due. */
   now?: number;
   onCommit?: (stats: GroupCommitStats) => void;
+  /** Told after each transaction of outcome marks (delivered, retry, dead), with how many it held. */
+  onSettle?: (stats: GroupCommitStats) => void;
   /** Flushes the WAL file to disk (default: fdatasync); replaceable so tests can hold it. */
   syncWal?: (walFile: string) => Promise<void>;
 }
@@ -66,8 +72,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
   subscriber TEXT NOT NULL,
   state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
   attempts INTEGER NOT NULL DEFAULT 0,
-  -- pending: when it may be claimed; a claim pushes it to the lease's end, so a lease is just a due time
+  -- pending: when it may be claimed (claims are leased in memory, see leases.ts)
   due_at INTEGER NOT NULL,
+  -- set by versions that kept leases here; cleared at open
   leased INTEGER NOT NULL DEFAULT 0,
   last_status INTEGER,
   last_error TEXT,
@@ -92,6 +99,15 @@ interface DeliveryRow {
   last_error: string | null;
   updated_at: number;
   body: string;
+}
+
+interface SettleRow {
+  id: number;
+  state: 'delivered' | 'pending' | 'dead';
+  dueAt: number;
+  status: number | null;
+  error: string | null;
+  now: number;
 }
 
 interface Submission {
@@ -171,9 +187,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       `SELECT d.*, e.id AS event_id, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
        WHERE d.state = 'pending' AND d.subscriber = ? AND d.due_at <= ? ORDER BY d.due_at, d.id LIMIT ?`,
     ),
-    lease: db.prepare('UPDATE deliveries SET leased = 1, due_at = ? WHERE id = ?'),
-    nextDue: db.prepare<[string], { t: number | null }>(
-      "SELECT MIN(due_at) AS t FROM deliveries WHERE state = 'pending' AND subscriber = ?",
+    // The first `limit` pending rows by due time: the earliest not leased is among the first leases + 1.
+    nextDue: db.prepare<[string, number], { id: number; due_at: number }>(
+      "SELECT id, due_at FROM deliveries WHERE state = 'pending' AND subscriber = ? ORDER BY due_at, id LIMIT ?",
     ),
     // A success also settles a row that disable() moved to the dead letters while it was in flight:
     // it did arrive, and replaying it would send it twice. A failure leaves such a row dead.
@@ -181,7 +197,6 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       `UPDATE deliveries SET state = @state, attempts = attempts + 1, due_at = @dueAt, leased = 0, last_status = @status,
        last_error = @error, updated_at = @now WHERE id = @id AND (state = 'pending' OR (state = 'dead' AND @state = 'delivered'))`,
     ),
-    release: db.prepare("UPDATE deliveries SET leased = 0, due_at = ? WHERE id = ? AND state = 'pending' AND leased = 1"),
     dead: db.prepare<[{ subscriber: string | null; limit: number }], DeliveryRow>(
       `SELECT d.*, e.id AS event_id, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
        WHERE d.state = 'dead' AND (@subscriber IS NULL OR d.subscriber = @subscriber) ORDER BY d.updated_at, d.id LIMIT @limit`,
@@ -207,6 +222,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
   // Kept in memory too: accept consults it for every delivery and must not query for it.
   const disabled = new Map<string, DisabledState>(q.disabledRows.all().map((r) => [r.name, { since: r.since, reason: r.reason }]));
   let closed = false;
+  const leases = createLeases();
 
   /** Runs fn as one transaction; SQLite errors become StoreUnavailableError. */
   function txn<T>(fn: () => T): T {
@@ -248,9 +264,54 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
 
   const committer = groupCommit<Submission, AcceptResult>(commitAccepts, { durable, ...(opts.onCommit ? { onCommit: opts.onCommit } : {}) });
 
-  const settle: SettleFn = (id, state, dueAt, note) => {
-    txn(() => q.settle.run({ state, dueAt, status: note.status ?? null, error: note.error ?? null, now: note.now, id }));
+  // Outcome marks of one event-loop turn share one transaction and no fsync: a busy worker settles
+  // several sends per turn, and a transaction each cost more than the send itself.
+  const settler = groupCommit<SettleRow, void>(
+    (batches) => {
+      const done = txn(() =>
+        batches.map((rows) =>
+          rows.map((r) => {
+            q.settle.run(r);
+          }),
+        ),
+      );
+      // Only once written: a mark that failed leaves its lease to run out, then the row is retried.
+      for (const rows of batches) for (const r of rows) leases.drop(r.id);
+      return done;
+    },
+    opts.onSettle ? { onCommit: opts.onSettle } : {},
+  );
+  // Reads (queue depth, next due time, dead letters) and the operator's writes call settler.flush()
+  // first, so they see every outcome already reported; it is a no-op when none is queued.
+  const settle: SettleFn = async (id, state, dueAt, note) => {
+    await settler.submit([{ state, dueAt, status: note.status ?? null, error: note.error ?? null, now: note.now, id }]);
   };
+
+  /** A pending row is claimable when due and not leased (or its lease has ended). */
+  function claimOne({ subscriber, limit, leaseMs }: ClaimRequest, now: number): ClaimedDelivery[] {
+    if (limit <= 0) return [];
+    const out: ClaimedDelivery[] = [];
+    for (const r of q.due.all(subscriber, now, limit + leases.count(subscriber))) {
+      if ((leases.until(r.id) ?? 0) > now) continue;
+      leases.hold(subscriber, r.id, now + leaseMs);
+      out.push({
+        delivery: { id: r.id, eventId: r.event_id, subscriber: r.subscriber, attempts: r.attempts, dueAt: r.due_at },
+        event: JSON.parse(r.body) as KfpEvent,
+      });
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
+  /** Claims are reads (leases live in memory), so several lanes' claims cost no write at all. */
+  function claimAll(requests: readonly ClaimRequest[], now: number): ClaimedDelivery[][] {
+    if (closed) throw new StoreUnavailableError('store unavailable: closed');
+    try {
+      return requests.map((r) => claimOne(r, now));
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
 
   function toDeadLetter(r: DeliveryRow): DeadLetter {
     return {
@@ -272,54 +333,61 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     },
 
     async claim(subscriber, { now, limit, leaseMs }) {
-      if (limit <= 0) return [];
-      return txn(() =>
-        q.due.all(subscriber, now, limit).map((r): ClaimedDelivery => {
-          q.lease.run(now + leaseMs, r.id);
-          return {
-            delivery: { id: r.id, eventId: r.event_id, subscriber: r.subscriber, attempts: r.attempts, dueAt: r.due_at },
-            event: JSON.parse(r.body) as KfpEvent,
-          };
-        }),
-      );
+      return claimAll([{ subscriber, limit, leaseMs }], now)[0] ?? [];
+    },
+
+    async claimMany(requests, now) {
+      return claimAll(requests, now);
     },
 
     async nextDueAt(subscriber) {
-      return q.nextDue.get(subscriber)?.t ?? undefined;
+      settler.flush();
+      // A leased row is due again when its lease ends; the others at their due time.
+      const free = q.nextDue.all(subscriber, leases.count(subscriber) + 1).find((r) => leases.until(r.id) === undefined);
+      const leaseEnd = leases.earliest(subscriber);
+      if (free === undefined) return leaseEnd;
+      return leaseEnd === undefined ? free.due_at : Math.min(free.due_at, leaseEnd);
     },
 
     ...settleMethods(settle),
 
-    async release(ids, now) {
-      txn(() => {
-        for (const id of ids) q.release.run(now, id);
-      });
+    async release(ids) {
+      // The row still carries the due time it was claimed at (≤ now): without its lease it is due.
+      for (const id of ids) leases.drop(id);
     },
 
     async listDeadLetters(o = {}) {
+      settler.flush();
       return q.dead.all({ subscriber: o.subscriber ?? null, limit: o.limit ?? 1000 }).map(toDeadLetter);
     },
 
     async replayDeadLetters(selector: ReplaySelector, now) {
+      settler.flush();
       return durableTxn(() => {
         const ids = q.deadIds
           .all()
           .filter((r) => selectsDeadLetter(selector, r))
           .map((r) => r.id);
-        for (const id of ids) q.replay.run(now, now, id);
+        for (const id of ids) {
+          q.replay.run(now, now, id);
+          leases.drop(id);
+        }
         return ids;
       });
     },
 
     async queueDepth() {
+      settler.flush();
       return Object.fromEntries(q.depth.all().map((r) => [r.subscriber, r.n]));
     },
 
     async disable(subscriber, reason, now) {
+      settler.flush();
       const moved = txn(() => {
         q.disable.run(subscriber, now, reason);
         return q.deadAllPending.run(`subscriber disabled: ${reason}`, now, subscriber).changes;
       });
+      leases.dropSubscriber(subscriber);
       // Before the fsync, not after: an accept committed while it runs must already see the subscriber
       // disabled, or its delivery would sit pending in a lane that no longer claims.
       disabled.set(subscriber, { since: now, reason });
@@ -344,6 +412,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     },
 
     async prune(before) {
+      settler.flush();
       return txn(() => {
         q.pruneDelivered.run(before);
         return q.pruneEvents.run(before).changes;
@@ -353,6 +422,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     async close() {
       if (closed) return;
       committer.flush();
+      settler.flush();
       await durable().catch(() => undefined);
       closed = true;
       await wal.close();

@@ -38,6 +38,13 @@ export interface ClaimedDelivery {
   event: KfpEvent;
 }
 
+/** One subscriber's part of a claimMany. */
+export interface ClaimRequest {
+  subscriber: string;
+  limit: number;
+  leaseMs: number;
+}
+
 export interface ClaimOptions {
   now: number;
   limit: number;
@@ -83,8 +90,15 @@ export interface DeliveryStore {
   accept(items: readonly AcceptItem[], now: number): Promise<AcceptResult[]>;
   /** Due, unleased deliveries of one subscriber, oldest first, leased to the caller. */
   claim(subscriber: string, opts: ClaimOptions): Promise<ClaimedDelivery[]>;
+  /** claim for several subscribers at once (SQLite: one transaction); one list per request, in order. */
+  claimMany(requests: readonly ClaimRequest[], now: number): Promise<ClaimedDelivery[][]>;
   /** The earliest time a pending delivery of this subscriber is (or becomes) claimable. */
   nextDueAt(subscriber: string): Promise<number | undefined>;
+  /**
+   * The three outcome marks resolve once written (SQLite: committed, not fsync'ed). Marks made in
+   * one turn of the event loop may share one transaction, so a process crash in that turn can lose
+   * them: the attempt is then repeated, as for a crash mid-send.
+   */
   markDelivered(id: number, note: AttemptNote): Promise<void>;
   scheduleRetry(id: number, dueAt: number, note: AttemptNote): Promise<void>;
   deadLetter(id: number, note: AttemptNote): Promise<void>;
@@ -131,7 +145,7 @@ export function selectsDeadLetter(selector: ReplaySelector, row: { id: number; s
 }
 
 /** Where an attempt's outcome moves a row: the one mapping both implementations share. */
-export type SettleFn = (id: number, state: 'delivered' | 'pending' | 'dead', dueAt: number, note: AttemptNote) => void;
+export type SettleFn = (id: number, state: 'delivered' | 'pending' | 'dead', dueAt: number, note: AttemptNote) => void | Promise<void>;
 
 export function settleMethods(settle: SettleFn): Pick<DeliveryStore, 'markDelivered' | 'scheduleRetry' | 'deadLetter'> {
   return {
