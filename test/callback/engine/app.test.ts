@@ -237,7 +237,13 @@ describe('callback app: POST /v1/hooks and the admin API (real SQLite store, rea
     await hook(nodeExit(), { token: null });
     expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
-    const text = (await app.inject({ url: '/metrics' })).body;
+    // The queue gauge is sampled when scraped: wait for the delivery (and its mark) to settle first.
+    await until(() => rx.received.length === 1, 'the delivery');
+    let text = '';
+    await until(async () => {
+      text = (await app.inject({ url: '/metrics' })).body;
+      return text.includes('kfp_notify_queue_depth{subscriber="ops"} 0');
+    }, 'an empty queue');
     expect(text).toContain('kfp_notify_events_received_total{type="WorkflowNodeSucceeded",source="hook"} 1');
     expect(text).toContain('kfp_notify_event_duplicates_total{source="hook"} 1');
     expect(text).toContain('kfp_notify_hook_calls_total{code="202"} 2');
