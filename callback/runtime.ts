@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
-import { ensureDataDir, loadHookKeys } from '../common/data-dir.js';
+import { ensureDataDir, loadAdminToken, loadHookKeys } from '../common/data-dir.js';
+
+// Where they always were, for the CLI and benches that import them from here.
+export { ADMIN_TOKEN_FILE, adminTokenPath, loadAdminToken } from '../common/data-dir.js';
 import { watchFiles } from '../common/file-watch.js';
 import type { HookKey } from '../common/hook-token.js';
 import type { Logger } from '../common/logger.js';
@@ -85,7 +86,6 @@ export interface CallbackRuntime {
 }
 
 export const DB_FILE = 'callback.db';
-export const ADMIN_TOKEN_FILE = 'admin-token';
 const DAY_MS = 24 * 60 * 60 * 1000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
 /** How long shutdown waits for open hook requests before cutting their connections. */
@@ -114,25 +114,7 @@ export function fixedSubscribers(list: readonly Subscriber[]): SubscriberSource 
   return { current: () => list, onChange: () => () => {}, close: () => {} };
 }
 
-export function adminTokenPath(dataDir: string): string {
-  return join(dataDir, ADMIN_TOKEN_FILE);
-}
 
-/**
- * The admin token from an explicit file, or `<data dir>/admin-token`, created with a fresh random
- * token on first use (mode 0600) unless `create` is false.
- */
-export function loadAdminToken(opts: { file?: string; dataDir: string; create?: boolean }): string {
-  const file = opts.file ?? adminTokenPath(opts.dataDir);
-  if (!existsSync(file)) {
-    if (opts.file || opts.create === false) throw new Error(`admin token file ${file} does not exist`);
-    ensureDataDir(opts.dataDir);
-    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-  }
-  const token = readFileSync(file, 'utf8').trim();
-  if (token.length < 16) throw new Error(`admin token in ${file} is shorter than 16 characters`);
-  return token;
-}
 
 function hostForUrl(host: string): string {
   if (host === '0.0.0.0' || host === '::') return '127.0.0.1';

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { resolveDataDir } from '../common/data-dir.js';
-import { loadAdminToken } from '../callback/runtime.js';
+import { loadAdminToken } from '../common/data-dir.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]

@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { newHookKeySecret, parseHookKeys, type HookKey } from './hook-token.js';
 
@@ -17,15 +18,33 @@ export function ensureDataDir(dir: string): string {
 }
 
 /**
- * Hook keys from (in order) an explicit key file, or `<data dir>/hook-key`, created with a fresh
- * random key on first use (mode 0600).
+ * A secret kept in a file: the explicit file if one was named (it must exist), else `<data dir>/<name>`,
+ * created with `fresh()` on first use (mode 0600) unless `create` is false. Returns the file's text.
  */
-export function loadHookKeys(opts: { keyFile?: string; dataDir: string; create?: boolean }): HookKey[] {
-  const file = opts.keyFile ?? join(opts.dataDir, 'hook-key');
+function readOrCreateSecret(opts: { file?: string; dataDir: string; create?: boolean }, name: string, what: string, fresh: () => string): string {
+  const file = opts.file ?? join(opts.dataDir, name);
   if (!existsSync(file)) {
-    if (opts.keyFile || opts.create === false) throw new Error(`hook key file ${file} does not exist`);
+    if (opts.file || opts.create === false) throw new Error(`${what} file ${file} does not exist`);
     ensureDataDir(opts.dataDir);
-    writeFileSync(file, `${newHookKeySecret()}\n`, { mode: 0o600, flag: 'wx' });
+    writeFileSync(file, `${fresh()}\n`, { mode: 0o600, flag: 'wx' });
   }
-  return parseHookKeys(readFileSync(file, 'utf8'));
+  return readFileSync(file, 'utf8');
+}
+
+/** Hook keys from an explicit key file, or `<data dir>/hook-key`, created with a fresh random key on first use. */
+export function loadHookKeys(opts: { keyFile?: string; dataDir: string; create?: boolean }): HookKey[] {
+  return parseHookKeys(readOrCreateSecret({ ...opts, file: opts.keyFile }, 'hook-key', 'hook key', newHookKeySecret));
+}
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+export function adminTokenPath(dataDir: string): string {
+  return join(dataDir, ADMIN_TOKEN_FILE);
+}
+
+/** The callback's admin API token: an explicit file, or `<data dir>/admin-token`, created on first use. */
+export function loadAdminToken(opts: { file?: string; dataDir: string; create?: boolean }): string {
+  const token = readOrCreateSecret(opts, ADMIN_TOKEN_FILE, 'admin token', () => randomBytes(32).toString('base64url')).trim();
+  if (token.length < 16) throw new Error(`admin token in ${opts.file ?? adminTokenPath(opts.dataDir)} is shorter than 16 characters`);
+  return token;
 }
