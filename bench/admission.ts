@@ -25,7 +25,7 @@ import { TYPICAL_FIXTURE, admissionReviewBody, generatedWorkflow, typicalWorkflo
  */
 
 const flags = numericFlags('bench/admission', { rounds: 5, duration: 3, connections: 10, warmup: 1 });
-deadline(300_000, 'bench/admission');
+deadline(420_000, 'bench/admission');
 
 /** Steps → requests per run, one at a time: enough for a p99 that is more than the slowest one or two. */
 const SIZES: ReadonlyArray<[number, number]> = [
@@ -50,18 +50,20 @@ writeFileSync(certFile, tls.cert);
 writeFileSync(keyFile, tls.key, { mode: 0o600 });
 writeFileSync(hookKeyFile, `${newHookKeySecret()}\n`, { mode: 0o600 });
 
-const webhook = startNode(
-  script('servers/cli.js'),
-  ['webhook', '--host', '127.0.0.1', '--port', '0', '--tls-cert', certFile, '--tls-key', keyFile, '--hook-key-file', hookKeyFile,
-    '--data-dir', dir, '--callback-url', 'http://127.0.0.1:8080', '--size-limit', String(SIZE_LIMIT)],
-  { name: 'webhook', nodeArgs: profiled() },
-);
-const productUrl = await webhook.waitForLog((l) => (l.msg === 'webhook listening' && typeof l.url === 'string' ? l.url : undefined));
+const webhookArgs = ['webhook', '--host', '127.0.0.1', '--port', '0', '--tls-cert', certFile, '--tls-key', keyFile, '--hook-key-file', hookKeyFile,
+  '--data-dir', dir, '--callback-url', 'http://127.0.0.1:8080', '--size-limit', String(SIZE_LIMIT)];
+const listening = (l: Record<string, unknown>) => (l.msg === 'webhook listening' && typeof l.url === 'string' ? l.url : undefined);
+// The product as installed (its default: admissions on the event loop), and, as a diagnostic, the same
+// CLI parsing and injecting on one worker thread (--inject-threads 1).
+const webhook = startNode(script('servers/cli.js'), webhookArgs, { name: 'webhook', nodeArgs: profiled() });
+const threadedWebhook = startNode(script('servers/cli.js'), [...webhookArgs, '--inject-threads', '1'], { name: 'webhook-threaded', nodeArgs: profiled() });
+const productUrl = await webhook.waitForLog(listening);
+const threadedUrl = await threadedWebhook.waitForLog(listening);
 const { proc: bare, ready } = await startRpcChild<{ url: string }>('servers/bare-https.js', { certFile, keyFile, bodyLimit: BODY_LIMIT }, { name: 'bare-https' });
 const load = await startLoadGenerator();
 
-type Variant = 'product' | 'baseline' | 'answer' | 'precomputed';
-const urls: Partial<Record<Variant, string>> = { product: `${productUrl}/mutate`, baseline: `${ready.url}/mutate` };
+type Variant = 'product' | 'baseline' | 'answer' | 'precomputed' | 'threaded';
+const urls: Partial<Record<Variant, string>> = { product: `${productUrl}/mutate`, baseline: `${ready.url}/mutate`, threaded: `${threadedUrl}/mutate` };
 
 /** The webhook's answer to this body; it must really inject (a 200 that skipped or failed open would measure nothing). */
 async function injectedAnswer(body: string): Promise<{ text: string; patchOps: number }> {
@@ -91,6 +93,8 @@ interface CaseResult {
   answer?: { rps: Comparison; p99: Comparison };
   /** ...and the webhook server with the injection precomputed (everything but the injector). */
   precomputed?: { rps: Comparison; p99: Comparison };
+  /** The webhook parsing and injecting on a worker thread (--inject-threads 1). */
+  threaded?: { rps: Comparison; p50: Comparison; p99: Comparison };
 }
 
 async function measureCase(
@@ -131,6 +135,7 @@ async function measureCase(
     p99: cmp('p99'),
     ...(runs.answer ? { answer: { rps: cmp('rps', 'answer'), p99: cmp('p99', 'answer') } } : {}),
     ...(runs.precomputed ? { precomputed: { rps: cmp('rps', 'precomputed'), p99: cmp('p99', 'precomputed') } } : {}),
+    ...(runs.threaded ? { threaded: { rps: cmp('rps', 'threaded'), p50: cmp('p50', 'threaded'), p99: cmp('p99', 'threaded') } } : {}),
   };
 }
 
@@ -153,17 +158,19 @@ const { proc: precomputed, ready: precomputedReady } = await startRpcChild<{ url
   { name: 'webhook-precomputed', nodeArgs: profiled() },
 );
 urls.precomputed = `${precomputedReady.url}/mutate`;
-const typical = await measureCase(`typical: ${TYPICAL_FIXTURE}`, typicalBody, flags.connections, flags.duration, { variants: ['product', 'baseline', 'answer', 'precomputed'] });
+const typical = await measureCase(`typical: ${TYPICAL_FIXTURE}`, typicalBody, flags.connections, flags.duration, { variants: ['product', 'baseline', 'threaded', 'answer', 'precomputed'] });
 const sized: CaseResult[] = [];
-for (const [steps, amount] of SIZES) sized.push(await measureCase(`${steps} steps`, admissionReviewBody(generatedWorkflow(steps)), 1, 0, { steps, amount }));
+for (const [steps, amount] of SIZES) {
+  sized.push(await measureCase(`${steps} steps`, admissionReviewBody(generatedWorkflow(steps)), 1, 0, { steps, amount, variants: ['product', 'baseline', 'threaded'] }));
+}
 
 // What the webhook said about each admission: every one must have been injected.
 const outcomes: Record<string, number> = {};
-for (const line of readFileSync(webhook.logFile, 'utf8').split('\n')) {
+for (const line of [webhook, threadedWebhook].flatMap((w) => readFileSync(w.logFile, 'utf8').split('\n'))) {
   const m = /"outcome":"(\w+)"/.exec(line);
   if (m?.[1]) outcomes[m[1]] = (outcomes[m[1]] ?? 0) + 1;
 }
-await Promise.all([load.stop(), bare.stop(), sameAnswer.stop(), precomputed.stop(), webhook.stop()]);
+await Promise.all([load.stop(), bare.stop(), sameAnswer.stop(), precomputed.stop(), webhook.stop(), threadedWebhook.stop()]);
 
 const at500 = sized.find((s) => s.steps === 500)!;
 const m = machine();
@@ -174,6 +181,12 @@ const targets = markdownTable(
   [
     ['typical, ' + flags.connections + ' connections', 'req/s', ms(typical.rps.baseline), ms(typical.rps.product), ratio(typical.rps), `≥ ${TARGETS.throughput}×`, verdict(typical.rps.ratio, TARGETS.throughput, 'atLeast')],
     ['typical, ' + flags.connections + ' connections', 'p99 ms', ms(typical.p99.baseline), ms(typical.p99.product), ratio(typical.p99), `≤ ${TARGETS.p99}×`, verdict(typical.p99.ratio, TARGETS.p99, 'atMost')],
+    ...(typical.threaded
+      ? [
+          ['typical, diagnostic: the webhook with --inject-threads 1', 'req/s', ms(typical.rps.baseline), ms(typical.threaded.rps.product), ratio(typical.threaded.rps), '—', '—'],
+          ['typical, diagnostic: the webhook with --inject-threads 1', 'p99 ms', ms(typical.p99.baseline), ms(typical.threaded.p99.product), ratio(typical.threaded.p99), '—', '—'],
+        ]
+      : []),
     ...(typical.answer
       ? [['typical, diagnostic: bare route sending the webhook\'s answer (' + typical.answerBytes.toLocaleString('en-US') + ' bytes)', 'req/s', ms(typical.rps.baseline), ms(typical.answer.rps.product), ratio(typical.answer.rps), '—', '—']]
       : []),
@@ -181,10 +194,13 @@ const targets = markdownTable(
       ? [['typical, diagnostic: the webhook server with the injection precomputed', 'req/s', ms(typical.rps.baseline), ms(typical.precomputed.rps.product), ratio(typical.precomputed.rps), '—', '—']]
       : []),
     ['500 steps, 1 connection', 'p99 ms', ms(at500.p99.baseline), ms(at500.p99.product), ratio(at500.p99), `≤ ${TARGETS.p99At500}×`, verdict(at500.p99.ratio, TARGETS.p99At500, 'atMost')],
+    ...(at500.threaded
+      ? [['500 steps, diagnostic: --inject-threads 1', 'p99 ms', ms(at500.p99.baseline), ms(at500.threaded.p99.product), ratio(at500.threaded.p99), '—', '—']]
+      : []),
   ],
 );
 const growth = markdownTable(
-  ['steps', 'review bytes', 'patch ops', 'baseline p50 / p99 ms', 'webhook p50 / p99 ms', 'p50 ratio', 'p99 ratio (round range)'],
+  ['steps', 'review bytes', 'patch ops', 'baseline p50 / p99 ms', 'webhook p50 / p99 ms', 'p50 ratio', 'p99 ratio (round range)', '--inject-threads 1: p50 / p99 ms', 'its p99 ratio'],
   sized.map((s) => [
     String(s.steps),
     s.bodyBytes.toLocaleString('en-US'),
@@ -193,6 +209,8 @@ const growth = markdownTable(
     `${fmt(s.p50.product.median)} / ${fmt(s.p99.product.median)}`,
     `${fmt(s.p50.ratio)}×`,
     ratio(s.p99),
+    s.threaded ? `${fmt(s.threaded.p50.product.median)} / ${fmt(s.threaded.p99.product.median)}` : '—',
+    s.threaded ? ratio(s.threaded.p99) : '—',
   ]),
 );
 

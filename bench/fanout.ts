@@ -9,21 +9,22 @@ import type { ReceiversReady } from './servers/receivers.js';
 
 /**
  * Fan-out on loopback: deliveries per second of the real worker (SQLite queue, undici sender, default
- * subscriber settings: 4 at once each) against a bare undici client posting the same bodies to the
- * same receivers, for 1, 10 and 100 subscribers. Both run in one engine process
+ * subscriber settings: 4 at once each) against a bare undici client (`request`) posting the same
+ * bodies to the same receivers, for 1, 10 and 100 subscribers; also, as diagnostics, the product's
+ * sender alone and a bare client at undici's dispatch level (the API the sender uses). Both run in one engine process
  * (bench/servers/engine.ts); the receivers, answering 204 at once, run in another.
  * Target, at 10 subscribers: ≥ 50% of the bare client's rate.
  */
 
 const flags = numericFlags('bench/fanout', { rounds: 5, deliveries: 8000 });
-deadline(240_000, 'bench/fanout');
+deadline(360_000, 'bench/fanout');
 const COUNTS = [1, 10, 100];
 const TARGET = { subscribers: 10, ratio: 0.5 };
 
 const { proc: receivers, ready: rx } = await startRpcChild<ReceiversReady>('servers/receivers.js', { count: Math.max(...COUNTS) }, { name: 'receivers' });
 const { proc: engine } = await startRpcChild<{ pid: number }>('servers/engine.js', { dir: benchDir() }, { name: 'engine', nodeArgs: profiled() });
 
-type Variant = 'product' | 'baseline' | 'sender';
+type Variant = 'product' | 'baseline' | 'sender' | 'bareDispatch';
 
 /** One timed run; the receivers must have got exactly what the engine says it delivered. */
 async function run(v: Variant, subscribers: number, deliveries: number): Promise<number> {
@@ -42,16 +43,18 @@ interface Row {
   cmp: Comparison;
   /** The product's sender alone against the bare client (a diagnostic). */
   sender: Comparison;
+  /** The worker against the bare client at undici's dispatch level (a diagnostic). */
+  dispatch: Comparison;
   runs: Record<Variant, number[]>;
 }
 
 const rows: Row[] = [];
 for (const n of COUNTS) {
-  const variants = ['product', 'baseline', 'sender'] as const;
+  const variants = ['product', 'baseline', 'sender', 'bareDispatch'] as const;
   for (const v of variants) await run(v, n, flags.deliveries / 4); // warm-up
   const runs = await interleaved(variants, flags.rounds, (v) => run(v, n, flags.deliveries));
   const cmp = compare(runs.product, runs.baseline);
-  rows.push({ subscribers: n, events: Math.round(flags.deliveries / n), cmp, sender: compare(runs.sender, runs.baseline), runs });
+  rows.push({ subscribers: n, events: Math.round(flags.deliveries / n), cmp, sender: compare(runs.sender, runs.baseline), dispatch: compare(runs.product, runs.bareDispatch), runs });
   process.stderr.write(`${n} subscribers: ${fmt(cmp.product.median)} vs ${fmt(cmp.baseline.median)} deliveries/s (${fmt(cmp.ratio)}×)\n`);
 }
 const storeUs: number[] = [];
@@ -62,7 +65,17 @@ await Promise.all([engine.stop(), receivers.stop()]);
 const m = machine();
 const ms = (s: { median: number; spread: number }) => `${fmt(s.median)} (±${fmt(s.spread * 50, 2)}%)`;
 const table = markdownTable(
-  ['subscribers', 'events × subscribers', 'bare undici, deliveries/s', 'worker, deliveries/s', 'ratio (round range)', 'target', 'verdict', 'diagnostic: sender alone, deliveries/s (ratio)'],
+  [
+    'subscribers',
+    'events × subscribers',
+    'bare undici, deliveries/s',
+    'worker, deliveries/s',
+    'ratio (round range)',
+    'target',
+    'verdict',
+    'diagnostic: sender alone, deliveries/s (ratio)',
+    'diagnostic: bare undici dispatch, deliveries/s; worker ÷ it (round range)',
+  ],
   rows.map((r) => [
     String(r.subscribers),
     `${r.events} × ${r.subscribers}`,
@@ -72,6 +85,7 @@ const table = markdownTable(
     r.subscribers === TARGET.subscribers ? `≥ ${TARGET.ratio}×` : '—',
     r.subscribers === TARGET.subscribers ? verdict(r.cmp.ratio, TARGET.ratio, 'atLeast') : '—',
     `${fmt(r.sender.product.median)} (${fmt(r.sender.ratio)}×)`,
+    `${ms(r.dispatch.baseline)}; ${fmt(r.dispatch.ratio)}× (${fmt(r.dispatch.roundRatios.min)}–${fmt(r.dispatch.roundRatios.max)})`,
   ]),
 );
 const chart = writeChart(
@@ -84,6 +98,7 @@ const chart = writeChart(
     series: [
       { name: 'kfp-notify worker', values: rows.map((r) => r.cmp.product.median) },
       { name: 'bare undici client', values: rows.map((r) => r.cmp.baseline.median) },
+      { name: 'bare undici dispatch', values: rows.map((r) => r.dispatch.baseline.median) },
     ],
   }),
 );

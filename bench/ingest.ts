@@ -1,6 +1,9 @@
+import Database from 'better-sqlite3';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hookKeyFromSecret, newHookKeySecret } from '../common/hook-token.js';
+import { DB_FILE } from '../callback/runtime.js';
+import type { Durability } from '../callback/store/sqlite.js';
 import { parseSubscribers } from '../callback/subscribers/parse.js';
 import { numericFlags } from './lib/args.js';
 import { fdatasyncMs } from './lib/disk.js';
@@ -16,10 +19,13 @@ import type { ReceiversReady } from './servers/receivers.js';
 /**
  * Callback ingest with the durable commit: hook calls with valid tokens, each a new event (autocannon
  * puts a fresh id in the node name), one subscriber configured, so every 202 stands for an event and
- * a delivery row fdatasync'ed to a real SQLite file. Three processes take the load in turn:
+ * a delivery row committed to a real SQLite file. Four processes take the load in turn:
  *
- * - accept path, worker kept from sending (bench/servers/ingest-only.ts): the target is judged here;
- * - `kfp-notify callback` (the real CLI), its worker delivering to a fast receiver in another process;
+ * - accept path, worker kept from sending (bench/servers/ingest-only.ts), once per durability
+ *   setting: 'fsync' (the default: 202 after the WAL's fdatasync) and 'write' (202 once the commit is
+ *   in the page cache). The target is judged on each;
+ * - `kfp-notify callback` (the real CLI, default durability), its worker delivering to a fast
+ *   receiver in another process;
  * - a bare Fastify POST route parsing the same form body (bench/servers/bare-http.ts): the baseline.
  * Target: ingest rate ≥ 50% of the baseline's, at `connections` concurrent hook calls (10: each waits
  * for its fsync, so the rate is bounded by fsync latency) and at `saturating` (256: enough calls share
@@ -27,7 +33,7 @@ import type { ReceiversReady } from './servers/receivers.js';
  */
 
 const flags = numericFlags('bench/ingest', { rounds: 5, duration: 3, connections: 10, saturating: 256, warmup: 1 });
-deadline(240_000, 'bench/ingest');
+deadline(330_000, 'bench/ingest');
 const TARGET = 0.5;
 
 const dir = benchDir();
@@ -44,8 +50,14 @@ const { proc: receivers, ready: rx } = await startRpcChild<ReceiversReady>('serv
 const receiverUrl = rx.urls[0]!;
 const { subscribers } = parseSubscribers({ receiver: receiverUrl }, () => undefined);
 
-const ingestDir = dataDir('ingest-only');
-const { proc: ingestOnly, ready: ingestReady } = await startRpcChild<{ url: string }>('servers/ingest-only.js', { dataDir: ingestDir, subscribers }, { name: 'ingest-only', nodeArgs: profiled() });
+type AcceptVariant = 'product' | 'write';
+const acceptOnly = async (v: AcceptVariant) => {
+  const durability: Durability = v === 'product' ? 'fsync' : 'write';
+  const name = `ingest-only-${durability}`;
+  const dir = dataDir(name);
+  return { dir, ...(await startRpcChild<{ url: string }>('servers/ingest-only.js', { dataDir: dir, subscribers, durability }, { name, nodeArgs: profiled() })) };
+};
+const accepting: Record<AcceptVariant, Awaited<ReturnType<typeof acceptOnly>>> = { product: await acceptOnly('product'), write: await acceptOnly('write') };
 
 const cliDir = dataDir('cli');
 writeFileSync(join(cliDir, 'subscribers.yaml'), `receiver: ${receiverUrl}\n`);
@@ -55,17 +67,19 @@ const cli = startNode(
   { name: 'callback', nodeArgs: profiled(), env: { KUBERNETES_SERVICE_HOST: '' } },
 );
 const cliUrl = await cli.waitForLog((l) => (l.msg === 'callback listening' && typeof l.url === 'string' ? l.url : undefined));
-const { proc: bare, ready: bareReady } = await startRpcChild<{ url: string }>('servers/bare-http.js', {}, { name: 'bare-http' });
+const { proc: bare, ready: bareReady } = await startRpcChild<{ url: string }>('servers/bare-http.js', {}, { name: 'bare-http', nodeArgs: profiled() });
 const load = await startLoadGenerator();
 
-type Variant = 'product' | 'cli' | 'baseline';
-const bases: Record<Variant, string> = { product: ingestReady.url, cli: cliUrl, baseline: bareReady.url };
+type Variant = AcceptVariant | 'cli' | 'baseline';
+type Callback = Exclude<Variant, 'baseline'>;
+const callbacks = ['product', 'write', 'cli'] as const;
+const bases: Record<Variant, string> = { product: accepting.product.ready.url, write: accepting.write.ready.url, cli: cliUrl, baseline: bareReady.url };
 const headers = hookHeaders(key);
 const body = formBody(nodeExitFields(`step-${ID_PLACEHOLDER}`));
 /** 2xx answers per variant, the sanity call and warm-ups included: what the store must hold afterwards. */
-const accepted: Record<Variant, number> = { product: 0, cli: 0, baseline: 0 };
+const accepted: Record<Variant, number> = { product: 0, write: 0, cli: 0, baseline: 0 };
 
-for (const v of ['product', 'cli'] as const) {
+for (const v of callbacks) {
   const res = await post(hookUrl(bases[v]), body.replace(ID_PLACEHOLDER, `sanity-${v}`), { headers });
   const answer = JSON.parse(res.text) as { eventIds?: string[]; duplicates?: string[] };
   if (res.status !== 202 || answer.eventIds?.length !== 1 || answer.duplicates?.length !== 0) throw new Error(`${v}: the sanity hook call was not accepted as a new event: ${res.status} ${res.text}`);
@@ -102,19 +116,20 @@ async function groupCommits(base: string): Promise<GroupCommit> {
 interface Level {
   connections: number;
   runs: Record<Variant, LoadResult[]>;
-  rps: Record<'product' | 'cli', Comparison>;
-  p99: Record<'product' | 'cli', Comparison>;
-  /** Calls per commit (fsync) and ms per commit over this level's runs. */
-  commits: Record<'product' | 'cli', { callsPerCommit: number; commitMs: number }>;
+  rps: Record<Callback, Comparison>;
+  p99: Record<Callback, Comparison>;
+  /** Calls per commit and ms per commit (fsync included at 'fsync') over this level's runs. */
+  commits: Record<Callback, { callsPerCommit: number; commitMs: number }>;
 }
 
-const variants = ['product', 'cli', 'baseline'] as const;
+const variants = ['product', 'write', 'cli', 'baseline'] as const;
+const each = <T>(f: (v: Callback) => T): Record<Callback, T> => ({ product: f('product'), write: f('write'), cli: f('cli') });
 const levels: Level[] = [];
 for (const connections of [flags.connections, flags.saturating]) {
   for (const v of variants) await run(v, flags.warmup, connections);
-  const before = { product: await groupCommits(bases.product), cli: await groupCommits(bases.cli) };
+  const before = { product: await groupCommits(bases.product), write: await groupCommits(bases.write), cli: await groupCommits(bases.cli) };
   const runs = await interleaved(variants, flags.rounds, (v) => run(v, flags.duration, connections));
-  const commits = async (v: 'product' | 'cli') => {
+  const commits = async (v: Callback) => {
     const after = await groupCommits(bases[v]);
     const n = after.commits - before[v].commits;
     return { callsPerCommit: (after.calls - before[v].calls) / n, commitMs: ((after.seconds - before[v].seconds) / n) * 1000 };
@@ -124,40 +139,62 @@ for (const connections of [flags.connections, flags.saturating]) {
   const level: Level = {
     connections,
     runs,
-    rps: { product: compare(rps('product'), rps('baseline')), cli: compare(rps('cli'), rps('baseline')) },
-    p99: { product: compare(p99('product'), p99('baseline')), cli: compare(p99('cli'), p99('baseline')) },
-    commits: { product: await commits('product'), cli: await commits('cli') },
+    rps: each((v) => compare(rps(v), rps('baseline'))),
+    p99: each((v) => compare(p99(v), p99('baseline'))),
+    commits: { product: await commits('product'), write: await commits('write'), cli: await commits('cli') },
   };
   levels.push(level);
-  process.stderr.write(`${connections} connections: ${fmt(level.rps.product.ratio)}× (accept path), ${fmt(level.rps.cli.ratio)}× (CLI)\n`);
+  process.stderr.write(
+    `${connections} connections: ${fmt(level.rps.product.ratio)}× (accept path, fsync), ${fmt(level.rps.write.ratio)}× (accept path, write), ${fmt(level.rps.cli.ratio)}× (CLI)\n`,
+  );
 }
 
-// Nothing lost: every 202 of the accept path left its delivery pending on disk.
-const pending = (await ingestOnly.call<Record<string, number>>('pending'))[subscribers[0]!.name] ?? 0;
-const fsync = await fdatasyncMs(ingestDir);
-await Promise.all([load.stop(), bare.stop(), ingestOnly.stop(), cli.stop(), receivers.stop()]);
+// Nothing lost: every 202 of the accept path left its delivery pending on disk. Counted by the process,
+// then again in the file once the process has exited without closing the store (as after a crash),
+// so at 'write' too it is what the file holds, not what the process remembers.
+const pendingOf = async (v: AcceptVariant) => (await accepting[v].proc.call<Record<string, number>>('pending'))[subscribers[0]!.name] ?? 0;
+const pending = { product: await pendingOf('product'), write: await pendingOf('write') };
+const fsync = await fdatasyncMs(accepting.product.dir);
+await Promise.all([load.stop(), bare.stop(), accepting.product.proc.stop(), accepting.write.proc.stop(), cli.stop(), receivers.stop()]);
 // autocannon drops the calls still in flight when a run ends (at most one per connection): the server
 // may have kept those without their 202 being counted, never the other way round.
 const inFlightAtEnds = (flags.connections + flags.saturating) * (flags.rounds + 1);
-if (pending < accepted.product || pending > accepted.product + inFlightAtEnds) {
-  throw new Error(`the accept path answered 202 to ${accepted.product} calls but ${pending} deliveries are pending`);
+for (const v of ['product', 'write'] as const) {
+  const onDisk = pendingInFile(join(accepting[v].dir, DB_FILE));
+  if (onDisk !== pending[v] || pending[v] < accepted[v] || pending[v] > accepted[v] + inFlightAtEnds) {
+    throw new Error(`the accept path (${v}) answered 202 to ${accepted[v]} calls but ${pending[v]} deliveries are pending (${onDisk} in the file once the process exited)`);
+  }
 }
 
+function pendingInFile(file: string): number {
+  const db = new Database(file);
+  try {
+    return (db.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'").get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+const LABELS: Record<Callback, string> = {
+  product: 'accept path, `--durability fsync` (default), worker not sending',
+  write: 'accept path, `--durability write`, worker not sending',
+  cli: '`kfp-notify callback` (fsync), worker delivering to a local receiver',
+};
 const m = machine();
 const ms = (s: { median: number; spread: number }) => `${fmt(s.median)} (±${fmt(s.spread * 50, 2)}%)`;
 const table = markdownTable(
-  ['connections', 'callback', 'baseline req/s', 'callback req/s', 'ratio (round range)', 'p99 ms: baseline / callback', 'calls per fsync, ms per commit', 'target', 'verdict'],
+  ['connections', 'callback', 'baseline req/s', 'callback req/s', 'ratio (round range)', 'p99 ms: baseline / callback', 'calls per commit, ms per commit', 'target', 'verdict'],
   levels.flatMap((l) =>
-    (['product', 'cli'] as const).map((v) => [
+    callbacks.map((v) => [
       String(l.connections),
-      v === 'product' ? 'accept path, worker not sending' : '`kfp-notify callback`, worker delivering to a local receiver',
+      LABELS[v],
       ms(l.rps[v].baseline),
       ms(l.rps[v].product),
       `${fmt(l.rps[v].ratio)}× (${fmt(l.rps[v].roundRatios.min)}–${fmt(l.rps[v].roundRatios.max)})`,
       `${fmt(l.p99[v].baseline.median)} / ${fmt(l.p99[v].product.median)}`,
       `${fmt(l.commits[v].callsPerCommit)}, ${fmt(l.commits[v].commitMs)}`,
       `≥ ${TARGET}×`,
-      v === 'product' ? verdict(l.rps[v].ratio, TARGET, 'atLeast') : `(${verdict(l.rps[v].ratio, TARGET, 'atLeast')})`,
+      v === 'cli' ? `(${verdict(l.rps[v].ratio, TARGET, 'atLeast')})` : verdict(l.rps[v].ratio, TARGET, 'atLeast'),
     ]),
   ),
 );
@@ -170,7 +207,7 @@ process.stdout.write(
     '',
     table,
     '',
-    `Every 202 of the accept path left its delivery on disk (${pending.toLocaleString('en-US')} pending for ${accepted.product.toLocaleString('en-US')} 202s counted; the difference is calls cut off by the end of a run). The CLI's receiver got all ${accepted.cli.toLocaleString('en-US')} events.`,
+    `Every 202 of the accept path left its delivery in the file (fsync: ${pending.product.toLocaleString('en-US')} pending for ${accepted.product.toLocaleString('en-US')} 202s counted; write: ${pending.write.toLocaleString('en-US')} for ${accepted.write.toLocaleString('en-US')}; the difference is calls cut off by the end of a run). The CLI's receiver got all ${accepted.cli.toLocaleString('en-US')} events.`,
     `±: half the range of the rounds, as a % of the median. Raw results: ${file}`,
     '',
   ].join('\n'),

@@ -10,6 +10,7 @@ import type { CallbackMetrics } from './metrics.js';
 import { isUnresolved, needsWorkflowLookup, normalizeHookCall } from './normalize.js';
 import { StoreUnavailableError, type DeadLetter, type DeliveryStore, type DisabledState, type ReplaySelector } from './store/types.js';
 import type { Subscriber, WorkflowSnapshot } from './types.js';
+import { errorMessage } from '../common/error-message.js';
 
 /**
  * The callback's HTTP surface, built from its dependencies; it never listens (runtime.ts does).
@@ -192,6 +193,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // No pino child logger per request (Fastify's default, only to add its request counter): the
+    // routes log through `log` with the fields that name the call (run, namespace, event).
+    childLoggerFactory: (logger) => logger,
     bodyLimit,
     // A hook call arrives whole in milliseconds (curl --max-time 10); a stalled one must not hold a
     // socket. Node acts on requestTimeout only when given at construction, hence `http` (not Fastify's own).
@@ -230,7 +234,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       return reply.code(503).header('retry-after', '1').send({ error: err.message });
     }
     const status = (err as { statusCode?: unknown }).statusCode;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     if (typeof status === 'number' && status >= 400 && status < 500) {
       const code = (err as { code?: unknown }).code;
       const reason =
@@ -274,7 +278,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           return undefined;
         });
       }
-      const normalized = normalizeHookCall(fields, { receivedAt: now(), ...(workflow ? { workflow } : {}) });
+      const receivedAt = now();
+      const normalized = normalizeHookCall(fields, workflow ? { receivedAt, workflow } : { receivedAt });
       if (!normalized.ok) {
         log.warn({ status: normalized.status, reason: normalized.reason, kfpRunId: text(fields.kfpRunId), event: text(fields.event) }, 'hook call refused');
         return reply.code(normalized.status).send({ error: normalized.reason });

@@ -91,7 +91,7 @@ export function callbackMetrics(registry: Registry): CallbackMetrics {
     }),
     commitSeconds: new Histogram({
       name: 'kfp_notify_store_commit_seconds',
-      help: 'Duration of one accept transaction (a group commit, fsync included)',
+      help: 'Duration of one accept transaction (a group commit; its fsync included at --durability fsync)',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),

@@ -116,14 +116,25 @@ function usableSnapshot(f: Fields, ctx: HookContext): WorkflowSnapshot | undefin
   return wf;
 }
 
-type FactBase = Omit<EventFact, 'eventType' | 'argoNodeName' | 'nodeDisplayName' | 'phase' | 'message' | 'time'>;
+type OwnFact = Pick<EventFact, 'eventType' | 'argoNodeName' | 'nodeDisplayName' | 'phase' | 'message' | 'time'>;
 
-function factBase(f: Fields, wf: WorkflowSnapshot | undefined): FactBase {
+/**
+ * The call's run-level fields plus one event's own, written out field by field: spreading the
+ * run-level part into the literal made V8 build a slow (dictionary) object, which cost more than
+ * the rest of normalizing together (a node-exit call went from ~11 µs to 3–5 µs without it).
+ */
+function fact(f: Fields, wf: WorkflowSnapshot | undefined, own: OwnFact): EventFact {
   const uid = isUnresolved(f.workflowUid) ? '' : f.workflowUid;
   return {
+    eventType: own.eventType,
     kfpRunId: f.kfpRunId,
     workflowName: f.workflowName,
     namespace: f.namespace,
+    argoNodeName: own.argoNodeName,
+    nodeDisplayName: own.nodeDisplayName,
+    phase: own.phase,
+    message: own.message,
+    time: own.time,
     pipelineName: clean(f.pipelineName),
     runName: clean(f.runName) || (wf?.annotations[RUN_NAME_ANNOTATION] ?? ''),
     workflowUid: uid || (wf?.uid ?? ''),
@@ -172,15 +183,16 @@ function nodeExit(f: Fields, ctx: HookContext, wf: WorkflowSnapshot | undefined)
   const { phase } = resolved;
   if (phase === 'Skipped' || phase === 'Omitted') return { ok: true, events: [] };
   const node = wf?.nodes[argoNodeName];
-  const event = buildEvent({
-    ...factBase(f, wf),
-    eventType: nodeEventType(phase),
-    argoNodeName,
-    nodeDisplayName: displayNameOf(f, argoNodeName, node),
-    phase,
-    message: phase === 'Succeeded' ? undefined : node?.message,
-    time: node?.finishedAt || ctx.receivedAt,
-  });
+  const event = buildEvent(
+    fact(f, wf, {
+      eventType: nodeEventType(phase),
+      argoNodeName,
+      nodeDisplayName: displayNameOf(f, argoNodeName, node),
+      phase,
+      message: phase === 'Succeeded' ? undefined : node?.message,
+      time: node?.finishedAt || ctx.receivedAt,
+    }),
+  );
   return { ok: true, events: [event] };
 }
 
@@ -214,21 +226,21 @@ function workflowExit(f: Fields, ctx: HookContext, wf: WorkflowSnapshot | undefi
     else if (!statusUnknown) return resolved;
   }
   const exitFailed = exitPhase === 'Failed' || exitPhase === 'Error';
-  const base = factBase(f, wf);
   const events: KfpEvent[] = [];
 
   if (hasExitStep && exitNodeName && exitPhase && exitPhase !== 'Skipped' && exitPhase !== 'Omitted') {
     const node = wf?.nodes[exitNodeName];
     events.push(
-      buildEvent({
-        ...base,
-        eventType: nodeEventType(exitPhase),
-        argoNodeName: exitNodeName,
-        nodeDisplayName: displayNameOf(f, exitNodeName, node),
-        phase: exitPhase,
-        message: exitFailed ? node?.message : undefined,
-        time: node?.finishedAt || ctx.receivedAt,
-      }),
+      buildEvent(
+        fact(f, wf, {
+          eventType: nodeEventType(exitPhase),
+          argoNodeName: exitNodeName,
+          nodeDisplayName: displayNameOf(f, exitNodeName, node),
+          phase: exitPhase,
+          message: exitFailed ? node?.message : undefined,
+          time: node?.finishedAt || ctx.receivedAt,
+        }),
+      ),
     );
   }
 
@@ -236,15 +248,16 @@ function workflowExit(f: Fields, ctx: HookContext, wf: WorkflowSnapshot | undefi
   const phase = succeeded ? 'Succeeded' : failedRunPhase(status, exitPhase, wf);
   const exitDetail = exitFailed ? `exit handler ${displayNameOf(f, exitNodeName ?? 'onExit', undefined)} ${exitPhase}` : undefined;
   events.push(
-    buildEvent({
-      ...base,
-      eventType: succeeded ? 'WorkflowSucceeded' : 'WorkflowFailed',
-      argoNodeName: '',
-      nodeDisplayName: '',
-      phase,
-      message: succeeded ? undefined : failureSummary(decodeFailures(f.failures)) || wf?.message || exitDetail,
-      time: ctx.receivedAt,
-    }),
+    buildEvent(
+      fact(f, wf, {
+        eventType: succeeded ? 'WorkflowSucceeded' : 'WorkflowFailed',
+        argoNodeName: '',
+        nodeDisplayName: '',
+        phase,
+        message: succeeded ? undefined : failureSummary(decodeFailures(f.failures)) || wf?.message || exitDetail,
+        time: ctx.receivedAt,
+      }),
+    ),
   );
   return { ok: true, events };
 }
@@ -265,7 +278,7 @@ export function normalizeHookCall(input: Readonly<Record<string, unknown>>, ctx:
     case 'workflow-running':
       return {
         ok: true,
-        events: [buildEvent({ ...factBase(f, wf), eventType: 'WorkflowRunning', argoNodeName: '', nodeDisplayName: '', phase: 'Running', time: ctx.receivedAt })],
+        events: [buildEvent(fact(f, wf, { eventType: 'WorkflowRunning', argoNodeName: '', nodeDisplayName: '', phase: 'Running', message: undefined, time: ctx.receivedAt }))],
       };
     case 'workflow-exit':
       return workflowExit(f, ctx, wf);

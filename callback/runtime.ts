@@ -14,10 +14,11 @@ import { callbackMetrics } from './metrics.js';
 import { standardPolicy } from './retry.js';
 import { createSender } from './sender.js';
 import { openMemoryStore } from './store/memory.js';
-import { openSqliteStore } from './store/sqlite.js';
+import { openSqliteStore, type Durability } from './store/sqlite.js';
 import type { DeliveryStore } from './store/types.js';
 import type { DeliveryNotice, Subscriber, WorkflowSnapshot } from './types.js';
 import { startWorker, type Worker } from './worker.js';
+import { errorMessage } from '../common/error-message.js';
 
 /**
  * Wires one whole callback process: data dir, hook keys, admin token, store, subscribers, worker,
@@ -72,6 +73,8 @@ export interface CallbackOptions {
   keyPollMs?: number;
   /** Largest SQLite file, bytes; past it hook calls get 503 instead of filling the volume. */
   maxStoreBytes?: number;
+  /** When a hook call's 202 is sent (default 'fsync': after the WAL's fdatasync); see store/sqlite.ts. */
+  durability?: Durability;
 }
 
 export interface CallbackRuntime {
@@ -131,7 +134,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
       hookKeys.splice(0, hookKeys.length, ...loadHookKeys({ keyFile: opts.hookKeyFile, dataDir, create: false }));
       log.info({ keys: hookKeys.map((k) => k.kid) }, 'hook keys reloaded');
     } catch (err) {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'hook key file unreadable; keeping the previous keys');
+      log.error({ err: errorMessage(err) }, 'hook key file unreadable; keeping the previous keys');
     }
   }, { logger: log, ...(opts.keyPollMs !== undefined ? { pollMs: opts.keyPollMs } : {}) });
   const adminToken = loadAdminToken({ file: opts.adminTokenFile, dataDir });
@@ -143,6 +146,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
       : openSqliteStore({
           file: join(dataDir, DB_FILE),
           ...(opts.maxStoreBytes !== undefined ? { maxBytes: opts.maxStoreBytes } : {}),
+          ...(opts.durability ? { durability: opts.durability } : {}),
           onCommit: ({ size, durationMs }) => {
             metrics.commitSeconds.observe(durationMs / 1000);
             metrics.commitBatch.observe(size);
@@ -183,7 +187,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     metrics,
     ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
     readiness: [
-      { name: 'store', check: async () => store.getEvent('readyz').then(() => undefined, (err: unknown) => (err instanceof Error ? err.message : String(err))) },
+      { name: 'store', check: async () => store.getEvent('readyz').then(() => undefined, (err: unknown) => (errorMessage(err))) },
       { name: 'worker', check: () => (worker.running() ? undefined : 'stopped') },
     ],
   });
@@ -213,7 +217,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     throw err;
   }
   const subscriberNames = source.current().map((s) => s.name);
-  log.info({ url, dataDir, store: opts.store ?? 'sqlite', subscribers: subscriberNames, cluster: opts.cluster !== undefined }, 'callback ready');
+  log.info({ url, dataDir, store: opts.store ?? 'sqlite', durability: opts.durability ?? 'fsync', subscribers: subscriberNames, cluster: opts.cluster !== undefined }, 'callback ready');
 
   let closing: Promise<void> | undefined;
   async function close(): Promise<void> {

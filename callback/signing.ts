@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /**
  * Standard Webhooks signatures (https://www.standardwebhooks.com, spec v1.0.0): the receiver gets
@@ -40,7 +40,17 @@ function keyOf(secret: string): Buffer {
   return parsed.key;
 }
 
-function signature(key: Buffer, id: string, timestamp: number, body: string): string {
+// Keys by the secrets list they came from (a subscriber's signingKeys, the same array for every
+// delivery): parsing the secret and preparing the key took a third of the time of a signature.
+const keysOf = new WeakMap<readonly string[], KeyObject[]>();
+
+function keysFor(secrets: readonly string[]): KeyObject[] {
+  let keys = keysOf.get(secrets);
+  if (!keys) keysOf.set(secrets, (keys = secrets.map((s) => createSecretKey(keyOf(s)))));
+  return keys;
+}
+
+function signature(key: Buffer | KeyObject, id: string, timestamp: number, body: string): string {
   return createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
 }
 
@@ -51,7 +61,7 @@ export interface SignInput {
   timestamp: number;
   /** Exactly the bytes sent. */
   body: string;
-  /** `whsec_...` secrets; every one signs. */
+  /** `whsec_...` secrets; every one signs. Read once per array: to change the secrets, pass a new array. */
   secrets: readonly string[];
 }
 
@@ -61,7 +71,9 @@ export function sign({ id, timestamp, body, secrets }: SignInput): SignatureHead
   return {
     'webhook-id': id,
     'webhook-timestamp': String(ts),
-    'webhook-signature': secrets.map((s) => `v1,${signature(keyOf(s), id, ts, body)}`).join(' '),
+    'webhook-signature': keysFor(secrets)
+      .map((key) => `v1,${signature(key, id, ts, body)}`)
+      .join(' '),
   };
 }
 

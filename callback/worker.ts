@@ -6,6 +6,7 @@ import type { SendRequest } from './sender.js';
 import { sign } from './signing.js';
 import type { ClaimRequest, ClaimedDelivery, DeliveryStore } from './store/types.js';
 import type { DeliveryNotice, KfpEvent, SendResult, Subscriber } from './types.js';
+import { errorMessage } from '../common/error-message.js';
 
 /**
  * The delivery loop: one lane per subscriber, each with its own concurrency (Subscriber.maxConcurrency),
@@ -55,8 +56,8 @@ export interface Worker {
 
 interface Lane {
   sub: Subscriber;
-  /** Attempts not finished: sending, or recording their outcome. */
-  inFlight: Map<number, { abort: AbortController; done: Promise<void> }>;
+  /** Attempts not finished (sending, or recording their outcome), by delivery id. */
+  inFlight: Map<number, Promise<void>>;
   /** HTTP requests in flight: what maxConcurrency bounds. */
   sending: number;
   timer?: NodeJS.Timeout;
@@ -100,6 +101,8 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
   const scale = deps.retryScale ?? 1;
   const lanes = new Map<string, Lane>();
   let stopping = false;
+  // One signal for every send: shutdown is the only thing that cuts a send short, and it cuts them all.
+  const shutdown = new AbortController();
 
   function clearTimer(lane: Lane): void {
     if (lane.timer) clearTimeout(lane.timer);
@@ -216,50 +219,53 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
 
   function start(lane: Lane, c: ClaimedDelivery): void {
     lane.sending++;
-    const abort = new AbortController();
-    const done = attempt(lane, c, abort.signal)
-      .catch((err: unknown) => log.error({ err, subscriber: lane.sub.name, deliveryId: c.delivery.id }, 'recording a delivery outcome failed'))
-      .finally(() => {
-        lane.inFlight.delete(c.delivery.id);
-        refillSoon(lane);
-      });
-    lane.inFlight.set(c.delivery.id, { abort, done });
+    const id = c.delivery.id;
+    const finished = () => {
+      lane.inFlight.delete(id);
+      refillSoon(lane);
+    };
+    const done = attempt(lane, c).then(finished, (err: unknown) => {
+      log.error({ err, subscriber: lane.sub.name, deliveryId: id }, 'recording a delivery outcome failed');
+      finished();
+    });
+    lane.inFlight.set(id, done);
   }
 
-  async function sendOnce(sub: Subscriber, event: KfpEvent, signal: AbortSignal): Promise<SendResult> {
+  function sendOnce(sub: Subscriber, event: KfpEvent): Promise<SendResult> {
     if (sub.type === 'log') {
       log.info({ subscriber: sub.name, event }, `${event.EventType} ${event.WorkflowName}${event.NodeName ? ` ${event.NodeName}` : ''}`);
-      return { ok: true, durationMs: 0 };
+      return Promise.resolve({ ok: true, durationMs: 0 });
     }
-    let req: Omit<SendRequest, 'signal'>;
+    let req: SendRequest;
     try {
       req = deliveryRequest(event, sub, now());
     } catch (err) {
       // A config the parser should have refused (a bad signing secret): a failed attempt, not a stuck lease.
-      return { ok: false, error: `cannot build the request: ${err instanceof Error ? err.message : String(err)}`, durationMs: 0 };
+      return Promise.resolve({ ok: false, error: `cannot build the request: ${errorMessage(err)}`, durationMs: 0 });
     }
-    return deps.send({ ...req, signal });
+    req.signal = shutdown.signal;
+    return deps.send(req);
   }
 
-  async function attempt(lane: Lane, c: ClaimedDelivery, signal: AbortSignal): Promise<void> {
+  /** One attempt. Its slot is freed once the send is over, or (for a 410) once the subscriber is disabled. */
+  async function attempt(lane: Lane, c: ClaimedDelivery): Promise<void> {
     let slotHeld = true;
     const freeSlot = () => {
       if (slotHeld) lane.sending--;
       slotHeld = false;
     };
     try {
-      await attemptHolding(lane, c, signal, freeSlot);
+      await attemptHolding(lane, c, freeSlot);
     } finally {
       freeSlot();
     }
   }
 
-  /** One attempt; `freeSlot` is called once the send is over, or (for a 410) once the subscriber is disabled. */
-  async function attemptHolding(lane: Lane, c: ClaimedDelivery, signal: AbortSignal, freeSlot: () => void): Promise<void> {
+  async function attemptHolding(lane: Lane, c: ClaimedDelivery, freeSlot: () => void): Promise<void> {
     const sub = lane.sub;
     const { delivery, event } = c;
-    const result = await sendOnce(sub, event, signal);
-    if (signal.aborted && !result.ok) {
+    const result = await sendOnce(sub, event);
+    if (shutdown.signal.aborted && !result.ok) {
       // Cut short by shutdown: not the subscriber's fault, so no attempt is counted.
       await store.release([delivery.id], now());
       return;
@@ -346,7 +352,7 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
       giveBack(lane);
     }
     const inFlight = () => [...lanes.values()].flatMap((l) => [...l.inFlight.values()]);
-    const all = Promise.all(inFlight().map((f) => f.done));
+    const all = Promise.all(inFlight());
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       all.then(() => false),
@@ -354,8 +360,8 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     ]);
     clearTimeout(timer);
     if (timedOut) {
-      for (const f of inFlight()) f.abort.abort(new Error('shutting down'));
-      await Promise.all(inFlight().map((f) => f.done));
+      shutdown.abort(new Error('shutting down'));
+      await Promise.all(inFlight());
     }
   }
 

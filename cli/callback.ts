@@ -4,10 +4,12 @@ import { Registry } from 'prom-client';
 import { resolveDataDir } from '../common/data-dir.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { retryScaleFromEnv } from '../callback/retry.js';
+import { DURABILITIES, type Durability } from '../callback/store/sqlite.js';
 import { adminTokenPath, startCallback, type CallbackRuntime, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
 import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { errorMessage } from '../common/error-message.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
@@ -23,6 +25,10 @@ Options:
   --hook-key-file F            hook token keys (default <data dir>/hook-key, created on first run)
   --admin-token-file F         admin API token (default <data dir>/admin-token, created on first run)
   --retry-scale X              multiply every retry delay by X (tests/demos; default 1 or $KFP_NOTIFY_RETRY_SCALE)
+  --durability D               when a hook call gets its 202 (default fsync or $KFP_NOTIFY_DURABILITY):
+                               fsync  once the event is fdatasync'ed: survives a process crash and a power loss
+                               write  once the event is in the OS page cache: survives a process crash; a power
+                                      loss or kernel crash can lose the last ~200 ms of events
   --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
                                without it the cluster is used in a pod, or when --subscribers-configmap is given
   --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
@@ -43,6 +49,7 @@ export interface CallbackFlags {
   hookKeyFile?: string;
   adminTokenFile?: string;
   retryScale: number;
+  durability: Durability;
   cluster: boolean;
   watchGraceMs: number;
   configMap?: string;
@@ -64,6 +71,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
       'hook-key-file': { type: 'string' },
       'admin-token-file': { type: 'string' },
       'retry-scale': { type: 'string' },
+      durability: { type: 'string', default: env.KFP_NOTIFY_DURABILITY || 'fsync' },
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string', default: '60s' },
       'subscribers-configmap': { type: 'string' },
@@ -84,9 +92,11 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     try {
       retryScale = retryScaleFromEnv(env);
     } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message : String(err));
+      throw new UsageError(errorMessage(err));
     }
   }
+  const durability = DURABILITIES.find((d) => d === v.durability);
+  if (!durability) throw new UsageError(`--durability must be one of ${DURABILITIES.join(', ')} (got ${v.durability})`);
   const watchGraceMs = durationMs(v['watch-grace'], 1000);
   if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
   if (!LOG_LEVELS.includes(v['log-level'])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -104,6 +114,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     ...(v['hook-key-file'] ? { hookKeyFile: v['hook-key-file'] } : {}),
     ...(v['admin-token-file'] ? { adminTokenFile: v['admin-token-file'] } : {}),
     retryScale,
+    durability,
     // The cluster is used when asked for (a ConfigMap) or when running in a pod, never by accident
     // from a developer's kubeconfig.
     cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
@@ -173,7 +184,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
     try {
       cluster = await connectCluster(flags, io.env, log, registry);
     } catch (err) {
-      io.stderr.write(`kfp-notify: ${err instanceof Error ? err.message : String(err)}\n`);
+      io.stderr.write(`kfp-notify: ${errorMessage(err)}\n`);
       return EXIT_FAILURE;
     }
   }
@@ -183,7 +194,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
     try {
       subscribers = await watchSubscriberFiles({ file: flags.subscribersFile, ...(flags.secretsFile ? { secretsFile: flags.secretsFile } : {}), log });
     } catch (err) {
-      const msg = err instanceof SubscriberConfigError ? err.errors.map((e) => `  ${e}`).join('\n') : `  ${err instanceof Error ? err.message : String(err)}`;
+      const msg = err instanceof SubscriberConfigError ? err.errors.map((e) => `  ${e}`).join('\n') : `  ${errorMessage(err)}`;
       io.stderr.write(`kfp-notify: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
       await cluster?.close?.();
       return EXIT_USAGE;
@@ -201,11 +212,12 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       ...(flags.hookKeyFile ? { hookKeyFile: flags.hookKeyFile } : {}),
       ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
       retryScale: flags.retryScale,
+      durability: flags.durability,
     });
   } catch (err) {
     await subscribers?.close();
     await cluster?.close?.();
-    io.stderr.write(`kfp-notify: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr.write(`kfp-notify: ${errorMessage(err)}\n`);
     return EXIT_FAILURE;
   }
 }

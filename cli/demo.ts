@@ -23,6 +23,7 @@ import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
 import { simulateRun } from './demo/simulate-run.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command, strictParse } from './io.js';
+import { errorMessage } from '../common/error-message.js';
 
 const DEFAULT_WORKFLOW = fileURLToPath(new URL('../../examples/workflows/pipeline_with_exit_handler.yaml', import.meta.url));
 
@@ -230,7 +231,7 @@ export const command: Command = {
     try {
       return await runDemo(flags, io);
     } catch (err) {
-      io.stderr.write(`kfp-notify demo: ${err instanceof Error ? err.message : String(err)}\n`);
+      io.stderr.write(`kfp-notify demo: ${errorMessage(err)}\n`);
       return EXIT_FAILURE;
     }
   },

@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { resolveDataDir } from '../common/data-dir.js';
 import { loadAdminToken } from '../common/data-dir.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { errorMessage } from '../common/error-message.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]
 
@@ -106,7 +107,7 @@ async function call(a: DlqArgs, token: string, method: 'GET' | 'POST', path: str
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
-    throw new ApiError(`cannot reach the callback at ${a.url}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ApiError(`cannot reach the callback at ${a.url}: ${errorMessage(err)}`);
   }
   const text = await res.body.text();
   let data: unknown;
@@ -148,7 +149,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   try {
     token = loadAdminToken({ dataDir: a.dataDir, create: false, ...(a.adminTokenFile ? { file: a.adminTokenFile } : {}) });
   } catch (err) {
-    io.stderr.write(`kfp-notify dlq: ${err instanceof Error ? err.message : String(err)} (use --admin-token-file or --data-dir)\n`);
+    io.stderr.write(`kfp-notify dlq: ${errorMessage(err)} (use --admin-token-file or --data-dir)\n`);
     return EXIT_USAGE;
   }
   try {

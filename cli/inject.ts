@@ -7,6 +7,7 @@ import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAU
 import type { Workflow } from '../webhook/inject/workflow-types.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { errorMessage } from '../common/error-message.js';
 
 const USAGE = `Usage: kfp-notify inject -f FILE|- [options]
 
@@ -97,7 +98,7 @@ function signingKey(flags: Flags, io: CliIo): HookKey | { code: number; message:
     if (first) return first;
     return { code: EXIT_USAGE, message: 'no hook key found' };
   } catch (err) {
-    const message = `hook key: ${err instanceof Error ? err.message : String(err)}`;
+    const message = `hook key: ${errorMessage(err)}`;
     // A key file the user named is input; a data dir we could not write to is the machine's problem.
     return { code: flags.hookKeyFile !== undefined ? EXIT_USAGE : EXIT_FAILURE, message };
   }
@@ -146,7 +147,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   try {
     opts = defaultInjectOptions({ ...flags.settings, hookKey: key });
   } catch (err) {
-    io.stderr.write(`kfp-notify inject: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    io.stderr.write(`kfp-notify inject: ${errorMessage(err)}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
 
@@ -156,7 +157,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     const text = flags.file === '-' ? await readAll(io.stdin) : await readFile(flags.file, 'utf8');
     docs = parseDocuments(text, source);
   } catch (err) {
-    const message = err instanceof InputFormatError ? err.message : `${source}: cannot read: ${err instanceof Error ? err.message : String(err)}`;
+    const message = err instanceof InputFormatError ? err.message : `${source}: cannot read: ${errorMessage(err)}`;
     io.stderr.write(`kfp-notify inject: ${message}\n`);
     return EXIT_USAGE;
   }

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { errorMessage } from '../common/error-message.js';
 
 /** What a command touches of the outside world, so tests can run commands in-process. */
 export interface CliIo {
@@ -63,6 +64,6 @@ export function strictParse<T extends ParseArgsConfig>(config: T): ReturnType<ty
   try {
     return parseArgs(config);
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new UsageError(errorMessage(err));
   }
 }

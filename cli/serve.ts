@@ -9,6 +9,7 @@ import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { launchCallback, parseCallbackFlags, untilSignal } from './callback.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command, strictParse } from './io.js';
+import { errorMessage } from '../common/error-message.js';
 
 const USAGE = `Usage: kfp-notify serve [options]
 
@@ -28,6 +29,7 @@ Options:
   --argo-version X      the Argo version the injected hooks target (default 4.0.5)
   --mode M              container (default) or http hook templates
   --retry-scale X       multiply every retry delay by X (default 1)
+  --durability D        fsync (default) or write: when a hook call gets its 202 (see kfp-notify callback --help)
   --no-cluster          never talk to Kubernetes (the default unless in a pod)
   --watch-grace D       with a cluster: how long the status watcher waits for a hook (default 60s)
   --log-level L         trace, debug, info, warn, error (default info)
@@ -56,6 +58,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
       'argo-version': { type: 'string' },
       mode: { type: 'string' },
       'retry-scale': { type: 'string' },
+      durability: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string' },
       'log-level': { type: 'string' },
@@ -76,6 +79,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
     ...pass('--subscribers', v.subscribers),
     ...pass('--secrets', v.secrets),
     ...pass('--retry-scale', v['retry-scale']),
+    ...pass('--durability', v.durability),
     ...pass('--watch-grace', v['watch-grace']),
     ...pass('--log-level', v['log-level']),
     ...(v['no-cluster'] ? ['--no-cluster'] : []),
@@ -99,7 +103,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       const settings = checkSettings({ argoVersion: serve.argoVersion, mode: serve.mode }, (k) => `--${k === 'argoVersion' ? 'argo-version' : k}`);
       return { serve, callback, settings };
     } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message : String(err));
+      throw new UsageError(errorMessage(err));
     }
   });
   if ('exit' in parsed) return parsed.exit;
@@ -140,7 +144,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     );
   } catch (err) {
     await callback.close();
-    io.stderr.write(`kfp-notify serve: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr.write(`kfp-notify serve: ${errorMessage(err)}\n`);
     return EXIT_FAILURE;
   }
   const signal = await untilSignal();

@@ -1,6 +1,7 @@
 import { watch, statSync, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from './logger.js';
+import { errorMessage } from './error-message.js';
 
 export interface FileWatch {
   /** Looks at the files now (without waiting for the next poll) and handles a change at once. */
@@ -64,7 +65,7 @@ export function watchFiles(files: readonly string[], onChange: () => void, opts:
       w.on('error', (err) => opts.logger?.warn({ dir, err: err.message }, 'file watch failed; relying on polling'));
       watchers.push(w);
     } catch (err) {
-      opts.logger?.warn({ dir, err: err instanceof Error ? err.message : String(err) }, 'cannot watch directory; relying on polling');
+      opts.logger?.warn({ dir, err: errorMessage(err) }, 'cannot watch directory; relying on polling');
     }
   }
   const poll = setInterval(check, opts.pollMs ?? DEFAULT_POLL_MS);

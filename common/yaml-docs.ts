@@ -1,5 +1,6 @@
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import { stringify } from 'yaml';
+import { errorMessage } from './error-message.js';
 
 /**
  * Parsing uses js-yaml: the `yaml` package rejects a multi-line single-quoted scalar that KFP's own
@@ -25,7 +26,7 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
   try {
     docs = loadAll(text, undefined, { filename: source, schema: PARSE_SCHEMA });
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     throw new InputFormatError(`${source}: not valid YAML or JSON: ${msg}`);
   }
   const kept = docs.filter((d) => d !== null && d !== undefined);

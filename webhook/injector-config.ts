@@ -5,6 +5,7 @@ import type { HookKey } from '../common/hook-token.js';
 import { parseDocuments } from '../common/yaml-docs.js';
 import { defaultInjectOptions, type InjectOptions } from './inject/options.js';
 import { watchFiles, type FileWatch } from './tls-reload.js';
+import { errorMessage } from '../common/error-message.js';
 
 /**
  * The injector's settings. In the cluster they come from a mounted ConfigMap (a YAML file); command-line
@@ -110,7 +111,7 @@ export function loadSigningKey(src: Pick<InjectorSources, 'hookKeyFile' | 'dataD
     if (!first) throw new Error('no hook key found');
     return first;
   } catch (err) {
-    throw new ConfigError(`hook key${src.hookKeyFile ? ` (${src.hookKeyFile})` : ''}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ConfigError(`hook key${src.hookKeyFile ? ` (${src.hookKeyFile})` : ''}: ${errorMessage(err)}`);
   }
 }
 
@@ -122,12 +123,12 @@ export function loadInjectOptions(src: InjectorSources): InjectOptions {
     try {
       text = readFileSync(src.configFile, 'utf8');
     } catch (err) {
-      throw new ConfigError(`cannot read config file ${src.configFile}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new ConfigError(`cannot read config file ${src.configFile}: ${errorMessage(err)}`);
     }
     try {
       fileSettings = parseInjectorConfig(text, src.configFile);
     } catch (err) {
-      throw err instanceof ConfigError ? err : new ConfigError(err instanceof Error ? err.message : String(err));
+      throw err instanceof ConfigError ? err : new ConfigError(errorMessage(err));
     }
   }
   const settings = mergeSettings(fileSettings, src.flags);
@@ -135,7 +136,7 @@ export function loadInjectOptions(src: InjectorSources): InjectOptions {
   try {
     return defaultInjectOptions({ ...settings, hookKey });
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     // The injector names the key; say where that key's value came from, so the fix is obvious.
     const origins = SETTING_KEYS.filter((k) => settings[k] !== undefined && new RegExp(`\\b${k}\\b`).test(message))
       .map((k) => `${k} from ${src.flags[k] !== undefined ? (SETTING_FLAGS[k] ?? 'flags') : src.configFile}`);
@@ -166,7 +167,7 @@ export function watchInjectOptions(
         opts.logger.info({ files, settings: describeOptions(current) }, 'injector settings reloaded');
         opts.onResult?.('reloaded');
       } catch (err) {
-        opts.logger.error({ files, err: err instanceof Error ? err.message : String(err) }, 'injector settings rejected; keeping the last good ones');
+        opts.logger.error({ files, err: errorMessage(err) }, 'injector settings rejected; keeping the last good ones');
         opts.onResult?.('rejected');
       }
     },

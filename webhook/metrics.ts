@@ -15,6 +15,7 @@ export interface WebhookMetrics {
   patchBytes: Histogram;
   certReloads: Counter<'result'>;
   configReloads: Counter<'result'>;
+  injectWorkerRestarts: Counter<'reason'>;
 }
 
 // One set per registry: `serve` builds the webhook app and its server on a registry it shares with the
@@ -55,6 +56,12 @@ export function webhookMetrics(registry: Registry): WebhookMetrics {
       name: 'kfp_notify_admission_patch_bytes',
       help: 'Size of the JSON patch returned for an injected Workflow (bytes, before base64)',
       buckets: [1024, 4096, 16384, 65536, 262144, 1048576],
+      registers,
+    }),
+    injectWorkerRestarts: new Counter({
+      name: 'kfp_notify_inject_worker_restarts_total',
+      help: 'Inject worker threads replaced, by reason (exit: it died; stuck: it answered nothing within the time budget)',
+      labelNames: ['reason'],
       registers,
     }),
     certReloads: new Counter({

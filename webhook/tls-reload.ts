@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { watchFiles, type FileWatch, type WatchOptions } from '../common/file-watch.js';
 import type { Logger } from '../common/logger.js';
+import { errorMessage } from '../common/error-message.js';
 
 export { watchFiles, type FileWatch, type WatchOptions };
 
@@ -23,7 +24,7 @@ export function readCertPair(certFile: string, keyFile: string): CertPair & { in
     try {
       return readFileSync(file, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read TLS ${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`cannot read TLS ${what} ${file}: ${errorMessage(err)}`);
     }
   };
   const cert = read(certFile, 'certificate');
@@ -75,7 +76,7 @@ export function watchCertificate(opts: CertificateWatchOptions): FileWatch {
       opts.onResult?.('reloaded');
     } catch (err) {
       opts.logger.error(
-        { certFile: opts.certFile, keyFile: opts.keyFile, err: err instanceof Error ? err.message : String(err) },
+        { certFile: opts.certFile, keyFile: opts.keyFile, err: errorMessage(err) },
         'new serving certificate rejected; keeping the old one',
       );
       opts.onResult?.('rejected');

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { errorMessage } from '../../common/error-message.js';
 
 /**
  * Numeric flags of a bench script (`--rounds 5 --duration 4`), each with a default. A bad value
@@ -10,7 +11,7 @@ export function numericFlags<K extends string>(name: string, defaults: Readonly<
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
   } catch (err) {
-    return usage(name, defaults, err instanceof Error ? err.message : String(err));
+    return usage(name, defaults, errorMessage(err));
   }
   const out: Record<K, number> = { ...defaults };
   for (const key of Object.keys(defaults) as K[]) {

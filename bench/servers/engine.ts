@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { createLogger } from '../../common/logger.js';
 import { callbackMetrics } from '../../callback/metrics.js';
 import { createSender, type SendRequest } from '../../callback/sender.js';
@@ -19,7 +19,8 @@ import { childConfig, serveRpc } from '../lib/rpc.js';
  * subscriber (untimed), then times the real worker (SQLite store, undici sender, default subscriber
  * settings) until every delivery is marked delivered; `baseline` times a bare undici client posting
  * the same bodies and headers to the same receivers, as many at once per receiver as the worker may;
- * `sender` (a diagnostic) does the same through the product's sender, without queue or worker.
+ * `sender` (a diagnostic) does the same through the product's sender, without queue or worker, and
+ * `bareDispatch` (a diagnostic) through undici's dispatch API with a minimal handler.
  */
 
 export interface FanoutRun {
@@ -128,6 +129,35 @@ async function baseline(run: FanoutRun): Promise<FanoutResult> {
   }
 }
 
+/**
+ * A second bare client, at undici's lowest level: `dispatch` with a handler that keeps the status and
+ * drops the body (no response stream, no promise per phase), the API the product's sender uses. A
+ * diagnostic, so that the worker is also compared with the cheapest bare client, not only `request`.
+ */
+async function bareDispatch(run: FanoutRun): Promise<FanoutResult> {
+  const agent = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+  const origins = new Map<string, URL>();
+  try {
+    return await postAll(run, (r) => {
+      let u = origins.get(r.url);
+      if (!u) origins.set(r.url, (u = new URL(r.url)));
+      const { origin, pathname } = u;
+      return new Promise<boolean>((resolve) => {
+        let status = 0;
+        const handler: Dispatcher.DispatchHandler = {
+          onRequestStart: () => undefined, // marks the handler as undici 7's kind
+          onResponseStart: (_c, statusCode) => void (status = statusCode),
+          onResponseEnd: () => resolve(status >= 200 && status < 300),
+          onResponseError: () => resolve(false),
+        };
+        agent.dispatch({ origin, path: pathname, method: 'POST', headers: { 'user-agent': 'kfp-notify', ...r.headers }, body: r.body }, handler);
+      });
+    });
+  } finally {
+    await agent.close();
+  }
+}
+
 /** A diagnostic: the product's sender (callback/sender.ts) alone, without the queue or the worker. */
 async function senderOnly(run: FanoutRun): Promise<FanoutResult> {
   const sender = createSender();
@@ -166,5 +196,6 @@ serveRpc({
   product: (arg) => product(arg as FanoutRun),
   baseline: (arg) => baseline(arg as FanoutRun),
   sender: (arg) => senderOnly(arg as FanoutRun),
+  bareDispatch: (arg) => bareDispatch(arg as FanoutRun),
   store: (arg) => storeOnly(arg as { subscribers: number; events: number }),
 });

@@ -7,23 +7,25 @@ import { buildApp } from '../../callback/app.js';
 import { createIngest } from '../../callback/ingest.js';
 import { callbackMetrics } from '../../callback/metrics.js';
 import { DB_FILE, loadAdminToken } from '../../callback/runtime.js';
-import { openSqliteStore } from '../../callback/store/sqlite.js';
+import { openSqliteStore, type Durability } from '../../callback/store/sqlite.js';
 import type { Subscriber } from '../../callback/types.js';
 import { childConfig, serveRpc } from '../lib/rpc.js';
 
 /**
  * The callback's accept path with the worker kept from sending: the real app (authenticate,
- * normalize), the real ingest and the real SQLite store (group commit, fdatasync of the WAL before
- * the 202), wired as callback/runtime.ts wires them, minus the worker. Every accepted call leaves one
- * pending delivery per subscriber on disk; `stats` counts them, so the bench can check none was lost.
+ * normalize), the real ingest and the real SQLite store (group commit; at durability 'fsync' the
+ * WAL's fdatasync before the 202, at 'write' after it), wired as callback/runtime.ts wires them,
+ * minus the worker. Every accepted call leaves one pending delivery per subscriber on disk;
+ * `pending` counts them, so the bench can check none was lost.
  */
 
-const cfg = childConfig<{ dataDir: string; subscribers: Subscriber[] }>();
+const cfg = childConfig<{ dataDir: string; subscribers: Subscriber[]; durability: Durability }>();
 const log = createLogger({ level: 'info', destination: pino.destination({ dest: join(cfg.dataDir, 'ingest.log'), sync: false }) });
 const registry = new Registry();
 const metrics = callbackMetrics(registry);
 const store = openSqliteStore({
   file: join(cfg.dataDir, DB_FILE),
+  durability: cfg.durability,
   onCommit: ({ size, durationMs }) => {
     metrics.commitSeconds.observe(durationMs / 1000);
     metrics.commitBatch.observe(size);

@@ -6,6 +6,7 @@ import { parseSubscribers, type ParseOptions } from '../subscribers/parse.js';
 import type { SecretRef, Subscriber } from '../types.js';
 import { startListWatch, type KubeObject, type ListWatchHandle } from './list-watch.js';
 import { clusterMetrics } from './metrics.js';
+import { errorMessage } from '../../common/error-message.js';
 
 /**
  * Subscribers from the cluster: the ConfigMap `kfp-event-handler-config` (the name microsoft's
@@ -102,7 +103,7 @@ export function startSubscriberConfigWatch(opts: SubscriberConfigWatchOptions): 
     try {
       opts.onChange(subscribers, errors);
     } catch (err) {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'onChange failed');
+      log.error({ err: errorMessage(err) }, 'onChange failed');
     }
   }
 

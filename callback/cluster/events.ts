@@ -1,6 +1,7 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
 import type { DeliveryNotice } from '../types.js';
+import { errorMessage } from '../../common/error-message.js';
 
 /**
  * Delivery trouble as Kubernetes Events (core/v1, Warning) on the subscribers ConfigMap, so an admin
@@ -62,7 +63,7 @@ export function createEventRecorder(opts: EventRecorderOptions): (notice: Delive
     };
     api.createNamespacedEvent({ namespace: opts.namespace, body }).then(
       () => undefined,
-      (err: unknown) => opts.log.warn({ err: err instanceof Error ? err.message : String(err), reason: body.reason }, 'could not record a Kubernetes Event'),
+      (err: unknown) => opts.log.warn({ err: errorMessage(err), reason: body.reason }, 'could not record a Kubernetes Event'),
     );
   };
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage } from '../../common/error-message.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -51,7 +52,7 @@ export function loadKubeConfig(src: KubeConfigSources = {}): KubeConfig | undefi
     }
   } catch (err) {
     const where = source === 'kubeconfig-env' ? `$KUBECONFIG (${env.KUBECONFIG})` : source === 'kubeconfig-home' ? '~/.kube/config' : 'the in-cluster service account';
-    throw new Error(`cannot load the Kubernetes configuration from ${where}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`cannot load the Kubernetes configuration from ${where}: ${errorMessage(err)}`);
   }
   if (!kc.getCurrentCluster()) throw new Error('the Kubernetes configuration has no current cluster (set current-context)');
   return kc;

@@ -1,5 +1,6 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
+import { errorMessage } from '../../common/error-message.js';
 
 /**
  * List-then-watch for one kind of object, the way client-go's reflector does it, without keeping the
@@ -87,7 +88,7 @@ export function errorStatus(err: unknown): number | undefined {
 
 export function errorText(err: unknown): string {
   const status = errorStatus(err);
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorMessage(err);
   // ApiException messages embed the whole response body; the first line says enough.
   const first = msg.split('\n')[0] ?? msg;
   return status !== undefined && !first.includes(String(status)) ? `HTTP ${status}: ${first}` : first;

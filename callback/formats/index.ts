@@ -13,7 +13,20 @@ const FORMATTERS: Readonly<Record<PayloadFormat, (e: KfpEvent) => Delivery>> = {
   'cloudevents-binary': cloudEventsBinaryDelivery,
 };
 
-/** The body and content headers of one event in the subscriber's format. */
-export function formatDelivery(event: KfpEvent, subscriber: Pick<Subscriber, 'format'>): Delivery {
-  return FORMATTERS[subscriber.format](event);
+// Formatted deliveries of frozen events, which the store hands out once per event for all its
+// subscribers (store/event-cache.ts): ten subscribers in one format cost one body. Keyed by the
+// object, so an entry lives exactly as long as someone holds the event.
+const formatted = new WeakMap<KfpEvent, Partial<Record<PayloadFormat, Readonly<Delivery>>>>();
+
+/** The body and content headers of one event in the subscriber's format (shared: do not modify). */
+export function formatDelivery(event: KfpEvent, subscriber: Pick<Subscriber, 'format'>): Readonly<Delivery> {
+  // An event that can still change could not share its body.
+  if (!Object.isFrozen(event)) return FORMATTERS[subscriber.format](event);
+  let byFormat = formatted.get(event);
+  if (!byFormat) formatted.set(event, (byFormat = {}));
+  const hit = byFormat[subscriber.format];
+  if (hit) return hit;
+  const d = FORMATTERS[subscriber.format](event);
+  Object.freeze(d.headers);
+  return (byFormat[subscriber.format] = Object.freeze(d));
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../../common/logger.js';
 import { parseDocuments } from '../../common/yaml-docs.js';
 import type { SecretRef, Subscriber } from '../types.js';
 import { parseSubscribers } from './parse.js';
+import { errorMessage } from '../../common/error-message.js';
 
 /**
  * Subscribers from local files, watched: the same keys as the cluster's ConfigMap `data`
@@ -84,7 +85,7 @@ export async function loadSubscriberFiles(file: string, secretsFile?: string): P
 
 function errorsOf(err: unknown): string[] {
   if (err instanceof SubscriberConfigError) return [...err.errors];
-  return [err instanceof Error ? err.message : String(err)];
+  return [errorMessage(err)];
 }
 
 export async function watchSubscriberFiles(opts: SubscriberFileOptions): Promise<FileSubscriberSource> {

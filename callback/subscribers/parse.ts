@@ -3,6 +3,7 @@ import { EVENT_TYPES, isEventType, type EventType, type PayloadFormat, type Retr
 import { DEFAULT_JITTER, STANDARD_SCHEDULE, scalePolicy } from '../retry.js';
 import { parseSigningSecret } from '../signing.js';
 import { durationMs } from './duration.js';
+import { errorMessage } from '../../common/error-message.js';
 
 /**
  * ConfigMap `data` → subscribers, in one pure pass. Each key is one subscriber, named by the key:
@@ -273,7 +274,7 @@ export function parseSubscriber(name: string, value: unknown, resolve: ResolveSe
       try {
         v = load(text);
       } catch (err) {
-        const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+        const first = (errorMessage(err)).split('\n')[0];
         return { ok: false, problems: [`not a URL and not valid YAML: ${first}`] };
       }
     }

@@ -41,6 +41,8 @@ describe('kfp-notify webhook: bad flags (process)', () => {
     ['a bad size limit', () => [...baseArgs().slice(1), '--size-limit', '1Mi'], '--size-limit: must be a positive whole number of bytes'],
     ['a callback URL with a path', () => [...baseArgs().slice(1), '--callback-url', 'http://cb:8080/v1/hooks'], '(callbackUrl from --callback-url)'],
     ['a bad log level', () => [...baseArgs().slice(1), '--log-level', 'loud'], '--log-level must be one of'],
+    ['a thread count that is not a number', () => [...baseArgs().slice(1), '--inject-threads', 'two'], '--inject-threads must be a whole number from 0 to 16, got "two"'],
+    ['too many threads', () => [...baseArgs().slice(1), '--inject-threads', '17'], '--inject-threads must be a whole number from 0 to 16, got "17"'],
     ['a config file that does not exist', () => [...baseArgs().slice(1), '--config', join(dir, 'missing.yaml')], 'cannot read config file'],
     ['a missing hook key file', () => [...baseArgs().slice(1), '--hook-key-file', join(dir, 'no-keys')], 'does not exist'],
   ])('exits 2 on %s, saying why', async (_what, args, words) => {
@@ -61,7 +63,7 @@ describe('kfp-notify webhook: bad flags (process)', () => {
   it('prints its usage with --help and exits 0', async () => {
     const r = await runCli(['webhook', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--port', '--tls-cert', '--tls-key', '--host', '--config', '--callback-url', '--argo-version', '--mode', '--size-limit', '--hook-key-file', '--data-dir', '--log-level']) {
+    for (const flag of ['--port', '--tls-cert', '--tls-key', '--host', '--config', '--callback-url', '--argo-version', '--mode', '--size-limit', '--hook-key-file', '--data-dir', '--log-level', '--inject-threads']) {
       expect(r.stdout).toContain(flag);
     }
   });
@@ -120,9 +122,12 @@ function hookUrlsIn(patchBase64: string | undefined): string[] {
 }
 
 describe('kfp-notify webhook (process)', () => {
-  it('serves /mutate over TLS with the config file, applies a config change, and exits 0 on SIGTERM', async () => {
+  it.each([
+    ['on the event loop (the default)', []],
+    ['on an inject worker thread', ['--inject-threads', '1']],
+  ])('serves /mutate over TLS with the config file, applies a config change, and exits 0 on SIGTERM: %s', async (_where, threads) => {
     writeFileSync(files.config, 'callbackUrl: http://callback-one.test:8080\nargoVersion: "3.7.3"\n');
-    const running = await startCli([...baseArgs(), '--config', files.config]);
+    const running = await startCli([...baseArgs(), '--config', files.config, ...threads]);
     expect(running.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
 
     const admit = async (): Promise<{ uid: string; allowed: boolean; patchType?: string; patch?: string }> => {

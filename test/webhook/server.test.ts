@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import jsonpatch from 'fast-json-patch';
 import { Registry } from 'prom-client';
@@ -272,5 +276,54 @@ describe('ops routes', () => {
     const all = JSON.stringify(h.logs);
     expect(all).not.toContain(HOOK_SECRET);
     expect(all).not.toContain(h.options.hookKey.secret.toString('base64'));
+  });
+});
+
+// The CLI's default: parse and inject on a worker thread (the compiled one: test/global-setup.ts builds dist/).
+describe('POST /mutate on an inject worker thread (real worker thread)', () => {
+  const onThread = { injectThreads: 1, injectWorkerUrl: new URL('../../dist/webhook/admit-worker.js', import.meta.url) };
+
+  it('answers a real KFP v2 Workflow with the patch the injector makes, logged and counted as on the event loop', async () => {
+    const h = await harness(onThread);
+    const wf = admittedWorkflow('kfp-v2-compiled-workflows-master/pipeline_with_exit_handler.yaml');
+    const res = await request(h.app.server).post('/mutate?timeout=5s').send(reviewFor(wf, { uid: 'uid-thread', namespace: 'team-b' })).expect(200);
+    expect(res.body.response).toMatchObject({ uid: 'uid-thread', allowed: true, patchType: 'JSONPatch' });
+    const patched = jsonpatch.applyPatch(structuredClone(wf), decodePatch(res.body.response.patch), true, false).newDocument;
+    expect(patched).toEqual(injectWorkflow(structuredClone(wf), { ...h.options, namespace: 'team-b' }).workflow);
+    expect(h.logs.find((l) => l.msg === 'hooks injected')).toMatchObject({ uid: 'uid-thread', namespace: 'team-b', outcome: 'injected' });
+    expect(await metric(h.registry, 'kfp_notify_admission_requests_total', { outcome: 'injected' })).toBe(1);
+  });
+
+  it.each([
+    ['not JSON', '{"apiVersion": "admission.k8s.io/v1", ', 'not valid JSON'],
+    ['an empty JSON body', '', 'body is empty'],
+    ['a __proto__ key', '{"apiVersion":"admission.k8s.io/v1","__proto__":{"polluted":true}}', 'not valid JSON'],
+    ['a Pod', JSON.stringify({ apiVersion: 'v1', kind: 'Pod' }), 'kind must be "AdmissionReview"'],
+  ])('answers %s with 400 and the reason', async (_what, body, words) => {
+    const h = await harness(onThread);
+    const res = await request(h.app.server).post('/mutate').set('content-type', 'application/json').send(body);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toContain(words);
+    expect(await metric(h.registry, 'kfp_notify_admission_requests_total', { outcome: 'invalid' })).toBe(1);
+  });
+
+  it('fails open what a dying worker held and counts the restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-dying-worker-'));
+    try {
+      const file = join(dir, 'dies.mjs');
+      writeFileSync(file, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (m) => { if (m.type === 'admit') process.exit(7); });\nparentPort.postMessage({ type: 'ready' });\n");
+      const h = await harness({ injectThreads: 1, injectWorkerUrl: pathToFileURL(file) });
+      const res = await request(h.app.server).post('/mutate').send(reviewFor(admittedWorkflow('kfp-v1-compiler/coin.yaml'), { uid: 'uid-dies' })).expect(200);
+      expect(res.body.response).toEqual({ uid: 'uid-dies', allowed: true, warnings: ['kfp-notify: hooks not injected: internal error (see webhook logs)'] });
+      expect(await metric(h.registry, 'kfp_notify_inject_worker_restarts_total', { reason: 'exit' })).toBe(1);
+      expect(await metric(h.registry, 'kfp_notify_admission_failed_open_total', { cause: 'error' })).toBe(1);
+      expect(h.logs.find((l) => l.msg === 'admitted without hooks (failed open)')).toMatchObject({ uid: 'uid-dies', err: 'inject worker exited (code 7)' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a stand-in injector: only the real one runs on a thread', async () => {
+    await expect(harness({ ...onThread, inject: injectWorkflow })).rejects.toThrow('a stand-in injector cannot run on inject worker threads');
   });
 });

@@ -1,5 +1,5 @@
 import type { Operation } from 'fast-json-patch';
-import { rememberPatchText } from './patch-text.js';
+import { jsonOf, rememberPatchText } from './patch-text.js';
 
 /**
  * `jsonPatch.compare(before, after)` from fast-json-patch, op for op and in the same order (its
@@ -42,7 +42,7 @@ function put(acc: Acc, op: 'add' | 'replace', path: string, value: unknown): voi
   // JSON.stringify writes an undefined array item as null; fast-json-patch's clone does the same.
   const v = value === undefined ? null : value;
   acc.ops.push({ op, path, value: v });
-  acc.texts.push(`{"op":"${op}","path":${JSON.stringify(path)},"value":${JSON.stringify(v)}}`);
+  acc.texts.push(`{"op":"${op}","path":${JSON.stringify(path)},"value":${jsonOf(v)}}`);
 }
 
 function remove(acc: Acc, path: string): void {

@@ -1,6 +1,7 @@
 import { CONTRACT_VERSION, HOOK_FIELDS, HOOK_TEMPLATE_LABEL, RUN_ID_LABEL, type HookField } from '../../common/hook-contract.js';
 import { CALL_FIELDS, literal, type CallField } from './hook-call.js';
 import { HOOK_TEMPLATE } from './names.js';
+import { rememberJson } from './patch-text.js';
 import type { Template } from './workflow-types.js';
 
 /** Everything the notifier template bakes in at admission. */
@@ -42,7 +43,7 @@ const fieldRef = (name: string, fieldPath: string): EnvVar => ({ name, valueFrom
  * empty at admission (generateName), and the hook's own node name exists only at run time. The hook
  * pod inherits `spec.podMetadata` labels, which carry the run id (KFP sets it; the injector ensures it).
  */
-function containerEnv(f: HookField, x: HookTemplateInput): EnvVar {
+function containerEnv(f: HookField, v: RunValues): EnvVar {
   const name = envName(f);
   if (isCallField(f)) return { name, value: `{{inputs.parameters.${f}}}` };
   switch (f) {
@@ -60,9 +61,9 @@ function containerEnv(f: HookField, x: HookTemplateInput): EnvVar {
     case 'hookNodeName':
       return fieldRef(name, "metadata.annotations['workflows.argoproj.io/node-name']");
     case 'pipelineName':
-      return { name, value: literal('container', x.pipelineName) };
+      return { name, value: v.pipelineName };
     case 'runName':
-      return { name, value: literal('container', x.runName) };
+      return { name, value: v.runName };
   }
 }
 
@@ -90,14 +91,14 @@ const CURL_SCRIPT = buildCurlScript();
  * percent-encoded by `literal`. Free text (failures) stays out; the callback can read it from the
  * Workflow. `{{node.name}}` (Argo ≥ 3.5) may carry loop item values, so it goes last.
  */
-function httpBodyValue(f: HookField, x: HookTemplateInput): string | undefined {
+function httpBodyValue(f: HookField, v: RunValues): string | undefined {
   if (f === 'failures') return undefined;
   if (isCallField(f)) return `{{inputs.parameters.${f}}}`;
   switch (f) {
     case 'v':
       return CONTRACT_VERSION;
     case 'kfpRunId':
-      return literal('http', x.runId);
+      return v.runId;
     case 'namespace':
       return '{{workflow.namespace}}';
     case 'workflowName':
@@ -107,17 +108,17 @@ function httpBodyValue(f: HookField, x: HookTemplateInput): string | undefined {
     case 'hookNodeName':
       return '{{node.name}}';
     case 'pipelineName':
-      return literal('http', x.pipelineName);
+      return v.pipelineName;
     case 'runName':
-      return literal('http', x.runName);
+      return v.runName;
   }
 }
 
-function httpBody(x: HookTemplateInput): string {
+function httpBody(v: RunValues): string {
   const order = [...HOOK_FIELDS.filter((f) => f !== 'hookNodeName'), 'hookNodeName' as const];
   return order.flatMap((f) => {
-    const v = httpBodyValue(f, x);
-    return v === undefined ? [] : [`${f}=${v}`];
+    const value = httpBodyValue(f, v);
+    return value === undefined ? [] : [`${f}=${value}`];
   }).join('&');
 }
 
@@ -128,6 +129,31 @@ function httpBody(x: HookTemplateInput): string {
  * cache label (the v1 cache webhook could replace the call with a cached "result").
  */
 export function hookTemplate(x: HookTemplateInput): Template {
+  const v = runValues(x);
+  const template = buildTemplate(x, v);
+  const json = templateJson(x, v);
+  if (json !== undefined) rememberJson(template, json);
+  return template;
+}
+
+/** The values that differ from run to run, each made safe for where the template puts it. */
+interface RunValues {
+  token: string;
+  runId: string;
+  pipelineName: string;
+  runName: string;
+}
+
+const runValues = (x: HookTemplateInput): RunValues => ({
+  token: x.token,
+  runId: literal('http', x.runId),
+  pipelineName: literal(x.mode, x.pipelineName),
+  runName: literal(x.mode, x.runName),
+});
+
+type Shape = Pick<HookTemplateInput, 'mode' | 'url' | 'image'>;
+
+function buildTemplate(x: Shape, v: RunValues): Template {
   const common: Template = {
     name: HOOK_TEMPLATE,
     metadata: {
@@ -148,9 +174,9 @@ export function hookTemplate(x: HookTemplateInput): Template {
         timeoutSeconds: HTTP_TIMEOUT_S,
         headers: [
           { name: 'Content-Type', value: 'application/x-www-form-urlencoded' },
-          { name: 'Authorization', value: `Bearer ${x.token}` },
+          { name: 'Authorization', value: `Bearer ${v.token}` },
         ],
-        body: httpBody(x),
+        body: httpBody(v),
         // Our callback answers 4xx only to calls it will never accept (bad token, bad fields): a Failed
         // node would be noise. 5xx and transport errors do show as Failed; the run is unaffected either way.
         successCondition: 'response.statusCode < 500',
@@ -163,7 +189,7 @@ export function hookTemplate(x: HookTemplateInput): Template {
       image: x.image,
       command: ['sh', '-c'],
       args: [CURL_SCRIPT],
-      env: [{ name: URL_ENV, value: x.url }, { name: TOKEN_ENV, value: x.token }, ...HOOK_FIELDS.map((f) => containerEnv(f, x))],
+      env: [{ name: URL_ENV, value: x.url }, { name: TOKEN_ENV, value: v.token }, ...HOOK_FIELDS.map((f) => containerEnv(f, v))],
       // A numeric UID: the kubelet cannot check runAsNonRoot against a named USER.
       securityContext: {
         runAsNonRoot: true,
@@ -176,4 +202,33 @@ export function hookTemplate(x: HookTemplateInput): Template {
       resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
     },
   };
+}
+
+/**
+ * The template's JSON, as `JSON.stringify` writes it, from a text cut once per setting (mode, URL,
+ * image) around the per-run values: the template is most of every patch, and serializing it afresh
+ * on each admission was a third of the patch's cost. Built from the template itself with markers in
+ * place of the values, so the text cannot drift from the object; a value is JSON-escaped on its own,
+ * which gives the same text because JSON escapes character by character.
+ */
+const MARK = (key: keyof RunValues): string => `\u0000${key}\u0000`;
+const MARKS: RunValues = { token: MARK('token'), runId: MARK('runId'), pipelineName: MARK('pipelineName'), runName: MARK('runName') };
+// A marker as JSON.stringify writes it (`\u0000token\u0000`), inside any string value.
+const MARK_IN_JSON = /\\u0000(token|runId|pipelineName|runName)\\u0000/;
+const cuts = new Map<string, string[]>();
+const MAX_CUTS = 16;
+
+function templateJson(x: Shape, v: RunValues): string | undefined {
+  // A setting holding a marker's NUL could be cut in the wrong place: serialize that one afresh.
+  if (x.url.includes('\u0000') || x.image.includes('\u0000')) return undefined;
+  const key = `${x.mode}\n${x.url}\n${x.image}`;
+  let parts = cuts.get(key);
+  if (!parts) {
+    parts = JSON.stringify(buildTemplate(x, MARKS)).split(MARK_IN_JSON);
+    if (cuts.size >= MAX_CUTS) cuts.clear();
+    cuts.set(key, parts);
+  }
+  let out = '';
+  for (let i = 0; i < parts.length; i++) out += i % 2 === 0 ? parts[i] : JSON.stringify(v[parts[i] as keyof RunValues]).slice(1, -1);
+  return out;
 }

@@ -14,6 +14,7 @@ import { checkOptions, type InjectOptions } from './options.js';
 import { skipReason } from './skip.js';
 import { statusAnnotation } from './status.js';
 import { str, type ObjectMeta, type Template, type Workflow, type WorkflowSpec } from './workflow-types.js';
+import { errorMessage } from '../../common/error-message.js';
 
 export type { InjectOptions } from './options.js';
 export { defaultInjectOptions, capabilitiesFor } from './options.js';
@@ -56,7 +57,7 @@ export function injectWorkflow(input: unknown, opts: InjectOptions): InjectResul
   try {
     return inject(input, opts);
   } catch (err) {
-    return skipped(input, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+    return skipped(input, `internal error: ${errorMessage(err)}`);
   }
 }
 

@@ -19,3 +19,17 @@ export function patchText(patch: readonly Operation[]): string {
   }
   return text;
 }
+
+// Values whose JSON is known before the diff meets them (the notifier template, written from a cached
+// text): the diff copies the text instead of serializing the value again.
+const valueTexts = new WeakMap<object, string>();
+
+/** Records `text` as `JSON.stringify(value)`: only for a value that is never edited afterwards. */
+export function rememberJson(value: object, text: string): void {
+  valueTexts.set(value, text);
+}
+
+/** `JSON.stringify(value)`, from the recorded text when there is one. */
+export function jsonOf(value: unknown): string {
+  return (typeof value === 'object' && value !== null ? valueTexts.get(value) : undefined) ?? JSON.stringify(value);
+}

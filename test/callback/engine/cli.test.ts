@@ -9,6 +9,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadHookKeys } from '../../../common/data-dir.js';
 import { HOOK_PATH } from '../../../common/hook-contract.js';
 import { mintHookToken } from '../../../common/hook-token.js';
+import { parseCallbackFlags } from '../../../cli/callback.js';
+import { UsageError } from '../../../cli/io.js';
 import { main } from '../../../cli/main.js';
 import { runCli } from '../../helpers/cli.js';
 import { startFakeKubeApi } from '../../helpers/fake-kube-api.js';
@@ -206,6 +208,8 @@ describe('kfp-notify callback and dlq as real processes', () => {
   it.each([
     { args: ['callback', '--port', 'eighty'], msg: '--port must be an integer' },
     { args: ['callback', '--retry-scale', '0'], msg: '--retry-scale must be a positive number' },
+    { args: ['callback', '--durability', 'never'], msg: '--durability must be one of fsync, write (got never)' },
+    { args: ['serve', '--durability', 'FSYNC'], msg: '--durability must be one of fsync, write (got FSYNC)' },
     { args: ['callback', '--watch-grace', 'soon'], msg: '--watch-grace must be a duration' },
     { args: ['callback', '--secrets', 'x.json'], msg: '--secrets only applies with --subscribers' },
     { args: ['callback', '--frobnicate'], msg: "Unknown option '--frobnicate'" },
@@ -221,6 +225,17 @@ describe('kfp-notify callback and dlq as real processes', () => {
     const r = await runInProcess(args, { KFP_NOTIFY_DATA_DIR: newDir() });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(msg);
+  });
+
+  it('--durability defaults to fsync, else $KFP_NOTIFY_DURABILITY; the flag wins; a bad value in either is a usage error', () => {
+    const durability = (args: string[], env: NodeJS.ProcessEnv) => {
+      const flags = parseCallbackFlags(['--no-cluster', ...args], env);
+      return flags === 'help' ? flags : flags.durability;
+    };
+    expect(durability([], {})).toBe('fsync');
+    expect(durability([], { KFP_NOTIFY_DURABILITY: 'write' })).toBe('write');
+    expect(durability(['--durability', 'fsync'], { KFP_NOTIFY_DURABILITY: 'write' })).toBe('fsync');
+    expect(() => durability([], { KFP_NOTIFY_DURABILITY: 'off' })).toThrow(new UsageError('--durability must be one of fsync, write (got off)'));
   });
 
   it('a subscribers file with errors is refused at start with every error named', async () => {

@@ -15,6 +15,7 @@ const newFile = () => join(dir, `store-${n++}.db`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 storeContract({ name: 'sqlite (real file)', open: () => openSqliteStore({ file: newFile() }) });
+storeContract({ name: "sqlite (real file, durability 'write')", open: () => openSqliteStore({ file: newFile(), durability: 'write' }) });
 
 describe('SQLite store: what only a file can show', () => {
   const T0 = 1_800_000_000_000;
@@ -122,6 +123,67 @@ describe('SQLite store: what only a file can show', () => {
     syncs[1]?.release(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     await expect(failing).rejects.toBeInstanceOf(StoreUnavailableError);
     held = false;
+  });
+
+  /** A store at durability 'write' whose WAL syncs each wait to be released (with an error, or not). */
+  function writeStore(file: string) {
+    const syncs: ((err?: Error) => void)[] = [];
+    const s = openSqliteStore({
+      file,
+      durability: 'write',
+      syncWal: () => new Promise<void>((resolve, reject) => syncs.push((err) => (err ? reject(err) : resolve()))),
+    });
+    /** Closing waits for one last sync: release it. */
+    const close = async () => {
+      const last = syncs.length;
+      const closing = s.close();
+      await until(() => syncs.length === last + 1, 'the sync at close');
+      syncs[last]?.();
+      await closing;
+    };
+    return { s, syncs, close };
+  }
+
+  it("at durability 'write', an accept resolves without waiting for a WAL sync, and one follows in the background", async () => {
+    const file = newFile();
+    const { s, syncs, close } = writeStore(file);
+    const e = makeEvent({ seq: 400 });
+    // With every sync held, this would never resolve if the accept waited for one.
+    expect((await s.accept([{ event: e, subscribers: ['a'] }], T0))[0]?.duplicate).toBe(false);
+    expect(syncs).toHaveLength(0);
+    await until(() => syncs.length === 1, 'the background WAL sync');
+    syncs[0]?.();
+    await close();
+    const reopened = track(openSqliteStore({ file }));
+    expect(await reopened.getEvent(e.EventId)).toEqual(e);
+    expect(await reopened.queueDepth()).toEqual({ a: 1 });
+  });
+
+  it("at durability 'write', after a background WAL sync fails, accepts wait for their own sync (and fail with it) until one succeeds", async () => {
+    const { s, syncs, close } = writeStore(newFile());
+    const eio = () => Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    await s.accept([{ event: makeEvent({ seq: 410 }), subscribers: ['a'] }], T0);
+    await until(() => syncs.length === 1, 'the background WAL sync');
+    syncs[0]?.(eio());
+
+    const failing = s.accept([{ event: makeEvent({ seq: 411 }), subscribers: ['a'] }], T0);
+    await until(() => syncs.length === 2, "the accept's own WAL sync");
+    syncs[1]?.(eio());
+    await expect(failing).rejects.toBeInstanceOf(StoreUnavailableError);
+
+    let settled = false;
+    const waiting = s.accept([{ event: makeEvent({ seq: 412 }), subscribers: ['a'] }], T0).finally(() => (settled = true));
+    await until(() => syncs.length === 3, "the next accept's own WAL sync");
+    expect(settled).toBe(false);
+    syncs[2]?.();
+    expect((await waiting)[0]?.duplicate).toBe(false);
+
+    // Synced again: the next accept resolves without one.
+    expect((await s.accept([{ event: makeEvent({ seq: 413 }), subscribers: ['a'] }], T0))[0]?.duplicate).toBe(false);
+    expect(syncs).toHaveLength(3);
+    await until(() => syncs.length === 4, 'the background WAL sync');
+    syncs[3]?.();
+    await close();
   });
 });
 

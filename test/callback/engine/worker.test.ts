@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../common/logger.js';
-import { createSender } from '../../../callback/sender.js';
+import { createSender, type Sender } from '../../../callback/sender.js';
 import { openSqliteStore } from '../../../callback/store/sqlite.js';
 import { startWorker } from '../../../callback/worker.js';
 import type { Subscriber } from '../../../callback/types.js';
@@ -223,5 +223,60 @@ describe('worker + sender against real subscriber servers on 127.0.0.1', () => {
     });
     await until(() => rx.received.length === 1, 'the pending delivery');
     expect(rx.received[0]?.headers['webhook-id']).toBe(event.EventId);
+  });
+
+  describe('the sender on its own: what a send resolves to, never a throw', () => {
+    function sender(): Sender {
+      const s = createSender();
+      cleanups.push(() => s.close());
+      return s;
+    }
+    const post = (url: string, over: { timeoutMs?: number; signal?: AbortSignal; headers?: Record<string, string> } = {}) => ({
+      url,
+      headers: { 'content-type': 'application/json', ...over.headers },
+      body: '{"n":1}',
+      timeoutMs: over.timeoutMs ?? 10_000,
+      ...(over.signal ? { signal: over.signal } : {}),
+    });
+
+    it('posts the body and headers with its user agent, to the path and query of the URL', async () => {
+      const rx = await receiver(answer(204));
+      const r = await sender().send(post(`${rx.url}?team=ml`, { headers: { 'x-team': 'ml' } }));
+      expect(r).toMatchObject({ ok: true, status: 204 });
+      expect(rx.received.map((g) => [g.url, g.body, g.headers['user-agent'], g.headers['x-team']])).toEqual([['/hook?team=ml', '{"n":1}', 'kfp-notify', 'ml']]);
+    });
+
+    it('one shutdown signal ends every send it covers at once, and a send made after it ends without a request', async () => {
+      const rx = await receiver(() => {}); // never answers
+      const s = sender();
+      const shutdown = new AbortController();
+      const sends = [1, 2, 3].map(() => s.send(post(rx.url, { signal: shutdown.signal })));
+      await until(() => rx.received.length === 3, 'three requests at the receiver');
+      shutdown.abort(new Error('shutting down'));
+      const results = await Promise.all(sends);
+      expect(results.map((r) => [r.ok, r.status, r.error])).toEqual(Array(3).fill([false, undefined, 'shutting down']));
+      expect(await s.send(post(rx.url, { signal: shutdown.signal }))).toMatchObject({ ok: false, error: 'shutting down' });
+      expect(rx.received).toHaveLength(3);
+    });
+
+    it('a response body past the drain limit: the status is the answer and the connection is dropped, not read to the end', async () => {
+      const big = Buffer.alloc(8 * 1024 * 1024, 'x');
+      let closed = false;
+      const rx = await receiver((_got, res) => {
+        res.on('close', () => (closed = true));
+        res.writeHead(200, { 'content-length': String(big.length) });
+        res.end(big);
+      });
+      expect(await sender().send(post(rx.url))).toMatchObject({ ok: true, status: 200 });
+      await until(() => closed, 'the receiver to see its connection dropped');
+    });
+
+    it('a header value the client refuses is a failed attempt, not an exception', async () => {
+      const rx = await receiver(answer(204));
+      const r = await sender().send(post(rx.url, { headers: { 'x-bad': 'a\r\nb' } }));
+      expect(r.ok).toBe(false);
+      expect(r.error).toBeTruthy();
+      expect(rx.received).toHaveLength(0);
+    });
   });
 });
