@@ -251,6 +251,18 @@ const wrongValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
 );
 
+/**
+ * Whether a value carries what the webhook refuses as prototype poisoning (a `__proto__` key, or a
+ * `constructor` object with a `prototype` key, as secure-json-parse checks): fc.jsonValue makes such
+ * keys on purpose, and wherever they sit in a review the right answer is that refusal.
+ */
+function poisons(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(poisons);
+  if (!isObj(v)) return false;
+  return Object.entries(v).some(([k, x]) => k === '__proto__' || (k === 'constructor' && isObj(x) && Object.hasOwn(x, 'prototype')) || poisons(x));
+}
+const POISON_REFUSED = { status: 400, mentions: 'forbidden prototype property' } as const;
+
 /** Fields the AdmissionReview parser checks, with the values it must refuse (and the words its reason uses). */
 const ENVELOPE: { path: string[]; mentions: string; wrong: (v: unknown) => boolean }[] = [
   { path: ['apiVersion'], mentions: 'apiVersion must be', wrong: (v) => v !== 'admission.k8s.io/v1' },
@@ -340,12 +352,12 @@ const ARMS: fc.WeightedArbitrary<BadCase>[] = [
           setPath(r, field.path, v);
           return json(r);
         },
-        expect: { status: 400, mentions: field.mentions },
+        expect: poisons(v) ? POISON_REFUSED : { status: 400, mentions: field.mentions },
       })),
   },
   {
     weight: 1500,
-    arbitrary: fc.tuple(damagedWorkflow, fc.uuid()).map(([d, uid]): BadCase => ({ arm: 'damaged Workflow inside a good review', contentType: 'application/json', body: () => json(reviewFor(d.workflow, { uid })), expect: { status: 200, uid } })),
+    arbitrary: fc.tuple(damagedWorkflow, fc.uuid()).map(([d, uid]): BadCase => ({ arm: 'damaged Workflow inside a good review', contentType: 'application/json', body: () => json(reviewFor(d.workflow, { uid })), expect: poisons(d.workflow) ? POISON_REFUSED : { status: 200, uid } })),
   },
   {
     weight: 500,
@@ -357,7 +369,7 @@ const ARMS: fc.WeightedArbitrary<BadCase>[] = [
         setPath(r, ['request', field], v);
         return json(r);
       },
-      expect: { status: 200, uid: s.uid },
+      expect: poisons(v) ? POISON_REFUSED : { status: 200, uid: s.uid },
     })),
   },
   {
