@@ -1,8 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -21,6 +20,7 @@ import { BIN } from '../helpers/cli.js';
 import { admittedWorkflow, httpsRequest, makeCert, reviewFor, writeSecretVolume, type TestCert } from '../helpers/tls.js';
 import { damagedWorkflow, kfpWorkflow } from '../helpers/gen-workflow.js';
 import { leaks } from './helpers/secrets.js';
+import { cleanups as testCleanups } from '../helpers/cleanups.js';
 
 /**
  * The webhook as the kube-apiserver meets it: real HTTPS on 127.0.0.1, the real injector, and traffic
@@ -48,16 +48,9 @@ const tokensSeen = new Set<string>();
 let bodiesWithTokens = 0;
 const TOKEN_RE = /kn1\.[0-9a-f]{8}\.[A-Za-z0-9_-]{20,}/g;
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-slow-webhook-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const cleanups = testCleanups('kfp-notify-slow-webhook-');
+afterAll(cleanups.run);
+const tempDir = cleanups.tempDir;
 
 interface Started {
   server: RunningWebhook;

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
@@ -15,20 +14,14 @@ import {
   watchInjectOptions,
   type InjectOptionsSource,
 } from '../../webhook/injector-config.js';
+import { cleanups as testCleanups } from '../helpers/cleanups.js';
 
 const KEY_A = 'first-hook-key-aaaaaaaaaaaaaaaa';
 const KEY_B = 'second-hook-key-bbbbbbbbbbbbbbb';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-injector-config-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const cleanups = testCleanups('kfp-notify-injector-config-');
+afterEach(cleanups.run);
+const tempDir = cleanups.tempDir;
 
 const CONFIG = `# mounted from the kfp-notify-injector ConfigMap
 callbackUrl: http://kfp-notify-callback.kfp-notify.svc.cluster.local:8080

@@ -1,6 +1,5 @@
-import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import jsonpatch from 'fast-json-patch';
@@ -13,18 +12,12 @@ import { startWebhookServer, type RunningWebhook } from '../../webhook/server.js
 import { ensureSelfSignedCert } from '../../webhook/self-signed.js';
 import { readCertPair } from '../../webhook/tls-reload.js';
 import { admittedWorkflow, httpsRequest, makeCert, reviewFor, writeSecretVolume, type TestCert } from '../helpers/tls.js';
+import { cleanups as testCleanups } from '../helpers/cleanups.js';
 
 const options = defaultInjectOptions({ hookKey: hookKeyFromSecret('tls-test-hook-key-0123456789') });
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-webhook-tls-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const cleanups = testCleanups('kfp-notify-webhook-tls-');
+afterEach(cleanups.run);
+const tempDir = cleanups.tempDir;
 
 let first: TestCert;
 let second: TestCert;
