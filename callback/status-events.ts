@@ -1,6 +1,6 @@
-import { kfpFlavour, kfpSteps, isStepTemplate, stepDisplayName, type KfpStep } from '../webhook/inject/kfp-steps.js';
-import { pipelineNameOf, runIdOf, runNameOf } from '../webhook/inject/kfp-meta.js';
-import { isRecord, str, type Workflow } from '../webhook/inject/workflow-types.js';
+import { kfpFlavour, kfpSteps, isStepTemplate, stepDisplayName, type KfpStep } from '../common/kfp/kfp-steps.js';
+import { pipelineNameOf, runIdOf, runNameOf } from '../common/kfp/kfp-meta.js';
+import { isRecord, str, type Workflow } from '../common/kfp/workflow-types.js';
 import { buildEvent, type EventFact } from './event-id.js';
 import { failureSummary, type WorkflowFailure } from './messages.js';
 import type { EventType, KfpEvent } from './types.js';

@@ -4,7 +4,7 @@ import type { HookKey } from '../common/hook-token.js';
 import { InputFormatError, parseDocuments, toYamlStream } from '../common/yaml-docs.js';
 import { injectWorkflow, type InjectResult } from '../webhook/inject/index.js';
 import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_SIZE_LIMIT_BYTES, type InjectOptions } from '../webhook/inject/options.js';
-import type { Workflow } from '../webhook/inject/workflow-types.js';
+import type { Workflow } from '../common/kfp/workflow-types.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { asCreatedByKfp } from '../../cli/demo/kfp-api-server.js';
 import { parseDocuments } from '../../common/yaml-docs.js';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
+import type { Workflow } from '../../common/kfp/workflow-types.js';
 import { reviewFor } from '../../test/helpers/tls.js';
 import { REPO_ROOT } from './report.js';
 

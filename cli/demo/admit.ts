@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import type { Operation } from 'fast-json-patch';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
+import type { Workflow } from '../../common/kfp/workflow-types.js';
 
 /** The apiserver's side of admission: POST an AdmissionReview over HTTPS, trusting the webhook's cert. */
 export function admit(webhookUrl: string, ca: string, wf: Workflow, namespace: string): Promise<{ patch: Operation[]; warnings: string[] }> {

@@ -1,5 +1,5 @@
-import { HOOK_TEMPLATE } from '../../webhook/inject/names.js';
-import type { Template, Workflow } from '../../webhook/inject/workflow-types.js';
+import { HOOK_TEMPLATE } from '../../common/injected-names.js';
+import type { Template, Workflow } from '../../common/kfp/workflow-types.js';
 import type { HookFiring } from './simulate-run.js';
 
 /**

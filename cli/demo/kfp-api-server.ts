@@ -1,5 +1,5 @@
-import { kfpFlavour } from '../../webhook/inject/kfp-steps.js';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
+import { kfpFlavour } from '../../common/kfp/kfp-steps.js';
+import type { Workflow } from '../../common/kfp/workflow-types.js';
 
 /**
  * What the KFP API server adds to a compiled Workflow just before it creates it (argo-kfp.md §4.3),

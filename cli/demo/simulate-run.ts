@@ -1,6 +1,6 @@
 import type { WorkflowFailure } from '../../callback/messages.js';
-import { HOOK_TEMPLATE } from '../../webhook/inject/names.js';
-import type { DagTask, LifecycleHook, Template, Workflow } from '../../webhook/inject/workflow-types.js';
+import { HOOK_TEMPLATE } from '../../common/injected-names.js';
+import type { DagTask, LifecycleHook, Template, Workflow } from '../../common/kfp/workflow-types.js';
 
 /**
  * Plays an injected Workflow the way Argo's controller would run it, without a cluster: which hooks

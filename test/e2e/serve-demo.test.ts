@@ -9,7 +9,7 @@ import { admit } from '../../cli/demo/admit.js';
 import { hookPod } from '../../cli/demo/hook-request.js';
 import { asCreatedByKfp } from '../../cli/demo/kfp-api-server.js';
 import { simulateRun } from '../../cli/demo/simulate-run.js';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
+import type { Workflow } from '../../common/kfp/workflow-types.js';
 import { until } from '../callback/engine/receiver.js';
 import { BIN, runCli } from '../helpers/cli.js';
 

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocuments } from '../../common/yaml-docs.js';
 import { asCreatedByKfp } from '../../cli/demo/kfp-api-server.js';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
+import type { Workflow } from '../../common/kfp/workflow-types.js';
 
 /**
  * The shared, byte-for-byte upstream fixtures (see ../shared/fixtures/SOURCES.md): `shared/` sits beside

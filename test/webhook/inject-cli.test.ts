@@ -6,7 +6,7 @@ import { MARKER_ANNOTATION } from '../../common/hook-contract.js';
 import { loadHookKeys } from '../../common/data-dir.js';
 import { verifyHookToken } from '../../common/hook-token.js';
 import { parseDocuments, toYaml, toYamlStream } from '../../common/yaml-docs.js';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
+import type { Workflow } from '../../common/kfp/workflow-types.js';
 import { runCli } from '../helpers/cli.js';
 import { admittedFixture, DEFAULT_NAMESPACE, DEFAULT_RUN_ID, FIXTURES_DIR, tempKeyFile, TEST_HOOK_KEY_SECRET, workflowFixtures } from '../helpers/fixtures.js';
 

@@ -6,7 +6,7 @@ import { bearerToken, hookKeyFromSecret, verifyHookToken } from '../../common/ho
 import { HOOK_FIELDS, HOOK_PATH } from '../../common/hook-contract.js';
 import { injectWorkflow } from '../../webhook/inject/index.js';
 import { defaultInjectOptions, type InjectOptions } from '../../webhook/inject/options.js';
-import type { LifecycleHook, Template, Workflow } from '../../webhook/inject/workflow-types.js';
+import type { LifecycleHook, Template, Workflow } from '../../common/kfp/workflow-types.js';
 import { admittedFixture, DEFAULT_NAMESPACE, DEFAULT_RUN_ID, FIXTURES_DIR, TEST_HOOK_KEY_SECRET } from '../helpers/fixtures.js';
 
 /**

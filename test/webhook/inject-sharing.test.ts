@@ -6,7 +6,7 @@ import { hookKeyFromSecret } from '../../common/hook-token.js';
 import { admissionResponse, admissionResponseJson } from '../../webhook/admission-review.js';
 import { injectWorkflow, patchText, type InjectResult } from '../../webhook/inject/index.js';
 import { defaultInjectOptions, type InjectOptions } from '../../webhook/inject/options.js';
-import type { Template, Workflow } from '../../webhook/inject/workflow-types.js';
+import type { Template, Workflow } from '../../common/kfp/workflow-types.js';
 import { buildWebhookApp, type Injector } from '../../webhook/server.js';
 import { admittedFixture, FIXTURES_DIR, TEST_HOOK_KEY_SECRET, workflowFixtures } from '../helpers/fixtures.js';
 import { reviewFor } from '../helpers/tls.js';

@@ -5,7 +5,7 @@ import { MARKER_ANNOTATION, OPT_OUT_ANNOTATION, STATUS_ANNOTATION } from '../../
 import { hookKeyFromSecret, verifyHookToken } from '../../common/hook-token.js';
 import { injectWorkflow } from '../../webhook/inject/index.js';
 import { defaultInjectOptions, type InjectOptions } from '../../webhook/inject/options.js';
-import type { DagTask, Template, Workflow } from '../../webhook/inject/workflow-types.js';
+import type { DagTask, Template, Workflow } from '../../common/kfp/workflow-types.js';
 import { admittedFixture, DEFAULT_NAMESPACE, DEFAULT_RUN_ID, FIXTURES_DIR, TEST_HOOK_KEY_SECRET, workflowFixtures } from '../helpers/fixtures.js';
 
 const hookKey = hookKeyFromSecret(TEST_HOOK_KEY_SECRET);

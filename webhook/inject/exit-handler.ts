@@ -1,8 +1,8 @@
 import { hookCall, literal, type CallArgs } from './hook-call.js';
-import { isStepTemplate, kfpFlavour, stepDisplayName } from './kfp-steps.js';
-import { EXIT_TEMPLATE, NOTIFY_TASK, USER_EXIT_TASK } from './names.js';
+import { isStepTemplate, kfpFlavour, stepDisplayName } from '../../common/kfp/kfp-steps.js';
+import { EXIT_TEMPLATE, NOTIFY_TASK, USER_EXIT_TASK } from '../../common/injected-names.js';
 import type { Capabilities } from './options.js';
-import { findTemplate, isRecord, paramsOf, str, type DagTask, type LifecycleHook, type Template, type Workflow } from './workflow-types.js';
+import { findTemplate, isRecord, paramsOf, str, type DagTask, type LifecycleHook, type Template, type Workflow } from '../../common/kfp/workflow-types.js';
 
 /**
  * The workflow-exit notification, chained with whatever exit handler the pipeline already has

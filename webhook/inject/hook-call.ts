@@ -1,6 +1,6 @@
 import type { HookField } from '../../common/hook-contract.js';
-import { HOOK_TEMPLATE } from './names.js';
-import type { LifecycleHook, Parameter } from './workflow-types.js';
+import { HOOK_TEMPLATE } from '../../common/injected-names.js';
+import type { LifecycleHook, Parameter } from '../../common/kfp/workflow-types.js';
 
 /**
  * The fields that change from one hook call to the next: the notifier template declares them as

@@ -1,8 +1,8 @@
 import { CONTRACT_VERSION, HOOK_FIELDS, HOOK_TEMPLATE_LABEL, RUN_ID_LABEL, type HookField } from '../../common/hook-contract.js';
 import { CALL_FIELDS, literal, type CallField } from './hook-call.js';
-import { HOOK_TEMPLATE } from './names.js';
+import { HOOK_TEMPLATE } from '../../common/injected-names.js';
 import { rememberJson } from './patch-text.js';
-import type { Template } from './workflow-types.js';
+import type { Template } from '../../common/kfp/workflow-types.js';
 
 /** Everything the notifier template bakes in at admission. */
 export interface HookTemplateInput {

@@ -1,7 +1,7 @@
 import { hookCall, literal } from './hook-call.js';
-import { stepRefs } from './kfp-steps.js';
+import { stepRefs } from '../../common/kfp/kfp-steps.js';
 import type { Capabilities } from './options.js';
-import { isRecord, type DagTask, type Template, type Workflow } from './workflow-types.js';
+import { isRecord, type DagTask, type Template, type Workflow } from '../../common/kfp/workflow-types.js';
 
 export interface NodeHooksResult {
   /** `<dag template>/<task>` of each step that got an exit hook. */

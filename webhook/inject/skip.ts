@@ -1,8 +1,8 @@
 import { MARKER_ANNOTATION, OPT_OUT_ANNOTATION, RUN_ID_LABEL } from '../../common/hook-contract.js';
 import { exitHandlerProblem } from './exit-handler.js';
-import { runIdOf } from './kfp-meta.js';
-import { EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK } from './names.js';
-import { isRecord, templatesOf, type Workflow } from './workflow-types.js';
+import { runIdOf } from '../../common/kfp/kfp-meta.js';
+import { EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK } from '../../common/injected-names.js';
+import { isRecord, templatesOf, type Workflow } from '../../common/kfp/workflow-types.js';
 
 type Check = (wf: Workflow) => string | undefined;
 

@@ -8,7 +8,7 @@ import { hookRequest } from '../../../cli/demo/hook-request.js';
 import { asCreatedByKfp } from '../../../cli/demo/kfp-api-server.js';
 import { simulateRun } from '../../../cli/demo/simulate-run.js';
 import { defaultInjectOptions, injectWorkflow } from '../../../webhook/inject/index.js';
-import type { Workflow } from '../../../webhook/inject/workflow-types.js';
+import type { Workflow } from '../../../common/kfp/workflow-types.js';
 import { FIXTURES_DIR } from '../../helpers/fixtures.js';
 
 /**

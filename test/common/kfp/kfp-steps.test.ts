@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isStepTemplate, kfpFlavour, kfpSteps } from '../../webhook/inject/kfp-steps.js';
-import type { Workflow } from '../../webhook/inject/workflow-types.js';
-import { admittedFixture, FIXTURES_DIR, workflowFixtures } from '../helpers/fixtures.js';
+import { isStepTemplate, kfpFlavour, kfpSteps } from '../../../common/kfp/kfp-steps.js';
+import type { Workflow } from '../../../common/kfp/workflow-types.js';
+import { admittedFixture, FIXTURES_DIR, workflowFixtures } from '../../helpers/fixtures.js';
 
 const load = (name: string) => admittedFixture(`${FIXTURES_DIR}/${name}`) as Workflow;
 const names = (wf: Workflow) => kfpSteps(wf).map((s) => `${s.dagTemplate}/${s.taskName}=${s.displayName}`);

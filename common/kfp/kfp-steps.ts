@@ -1,4 +1,5 @@
-import { EXIT_TEMPLATE, KFP_COMPONENT_SPEC_ANNOTATION, KFP_TASK_DISPLAY_NAME_ANNOTATION, KFP_V2_COMPONENT_LABEL, USER_EXIT_TASK } from './names.js';
+import { EXIT_TEMPLATE, USER_EXIT_TASK } from '../injected-names.js';
+import { KFP_COMPONENT_SPEC_ANNOTATION, KFP_TASK_DISPLAY_NAME_ANNOTATION, KFP_V2_COMPONENT_LABEL } from './names.js';
 import { isRecord, paramsOf, str, templatesOf, type DagTask, type Template, type Workflow } from './workflow-types.js';
 
 /**

@@ -1,4 +1,4 @@
-import { RUN_ID_LABEL, RUN_NAME_ANNOTATION } from '../../common/hook-contract.js';
+import { RUN_ID_LABEL, RUN_NAME_ANNOTATION } from '../hook-contract.js';
 import { KFP_PIPELINE_SPEC_ANNOTATION } from './names.js';
 import { isRecord, str, templatesOf, type Workflow } from './workflow-types.js';
 

@@ -1,5 +1,5 @@
 /**
- * Names the injector adds to a Workflow. A Workflow that already uses one of them is skipped
+ * Names the injector adds to a Workflow; the callback reads them back from the Workflow's status (both halves import them). A Workflow that already uses one of them is skipped
  * (a collision), never overwritten.
  */
 export const HOOK_TEMPLATE = 'kfp-notify-hook';
@@ -9,8 +9,3 @@ export const RUNNING_HOOK = 'kfp-notify-running';
 export const USER_EXIT_TASK = 'user-exit';
 /** Inside EXIT_TEMPLATE: the task that sends the workflow-exit call, when there is no user exit handler. */
 export const NOTIFY_TASK = 'notify';
-
-export const KFP_PIPELINE_SPEC_ANNOTATION = 'pipelines.kubeflow.org/pipeline_spec';
-export const KFP_TASK_DISPLAY_NAME_ANNOTATION = 'pipelines.kubeflow.org/task_display_name';
-export const KFP_COMPONENT_SPEC_ANNOTATION = 'pipelines.kubeflow.org/component_spec';
-export const KFP_V2_COMPONENT_LABEL = 'pipelines.kubeflow.org/v2_component';
