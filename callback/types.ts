@@ -57,9 +57,15 @@ export interface SecretRef {
   key: string;
 }
 
+/**
+ * How a subscriber is reached. `http` and `log` are built into the worker; every other type is a
+ * Transport (below) that the runtime registers, each in its own module.
+ */
+export type SubscriberType = 'http' | 'log' | 'nats' | 'kfp-run';
+
 export interface Subscriber {
   name: string;
-  type: 'http' | 'log';
+  type: SubscriberType;
   /** Required for type http. */
   url?: string;
   /** Filters; undefined or empty means "all". */
@@ -87,6 +93,18 @@ export interface SendResult {
   /** Transport or timeout error, or a short reason for a non-2xx status. */
   error?: string;
   durationMs: number;
+}
+
+/**
+ * Delivers one event to one subscriber of a non-HTTP type (NATS, KFP run trigger). Like the HTTP
+ * sender it never throws: every outcome is a SendResult, so retries, backoff, dead letters and replay
+ * work the same for every type. `status` may carry an HTTP-like code where the transport has one
+ * (a KFP API answer); a transport failure with no answer leaves it undefined (the lane then pauses
+ * as for an unreachable HTTP endpoint).
+ */
+export interface Transport {
+  deliver(subscriber: Subscriber, event: KfpEvent, signal: AbortSignal): Promise<SendResult>;
+  close(): Promise<void>;
 }
 
 /** The KfpEvent keys in their documented order: JSON output (and every doc example) follows it. */

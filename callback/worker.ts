@@ -5,7 +5,7 @@ import { nextDelay, scalePolicy } from './retry.js';
 import type { SendRequest } from './sender.js';
 import { sign } from './signing.js';
 import type { ClaimRequest, ClaimedDelivery, DeliveryStore } from './store/types.js';
-import type { DeliveryNotice, KfpEvent, SendResult, Subscriber } from './types.js';
+import type { DeliveryNotice, KfpEvent, SendResult, Subscriber, SubscriberType, Transport } from './types.js';
 import { errorMessage } from '../common/error-message.js';
 
 /**
@@ -42,6 +42,8 @@ export interface WorkerDeps {
   retryScale?: number;
   /** Told when a delivery is dead-lettered or a subscriber disabled (Kubernetes Events in a cluster). */
   onNotice?: (notice: DeliveryNotice) => void;
+  /** Senders for the subscriber types the worker does not build in (nats, kfp-run), by type. */
+  transports?: Partial<Record<Exclude<SubscriberType, 'http' | 'log'>, Transport>>;
 }
 
 export interface Worker {
@@ -236,6 +238,13 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
       log.info({ subscriber: sub.name, event }, `${event.EventType} ${event.WorkflowName}${event.NodeName ? ` ${event.NodeName}` : ''}`);
       return Promise.resolve({ ok: true, durationMs: 0 });
     }
+    if (sub.type !== 'http') {
+      const transport = deps.transports?.[sub.type];
+      // A subscriber whose type has no transport in this process: a failed attempt with the reason,
+      // retried and dead-lettered like any other, never a stuck lease.
+      if (!transport) return Promise.resolve({ ok: false, error: `no transport for subscriber type ${sub.type}`, durationMs: 0 });
+      return transport.deliver(sub, event, shutdown.signal);
+    }
     let req: SendRequest;
     try {
       req = deliveryRequest(event, sub, now());
@@ -277,7 +286,7 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     const policy = scale === 1 ? sub.retry : scalePolicy(sub.retry, scale);
     const decision = nextDelay({ attempt: attemptNo, result, policy, rand });
     if (result.status !== undefined) lane.pausedUntil = undefined;
-    else if (sub.type === 'http' && decision.action === 'retry') {
+    else if (sub.type !== 'log' && decision.action === 'retry') {
       lane.pausedUntil = Math.max(lane.pausedUntil ?? 0, at + Math.min(decision.delayMs, MAX_LANE_PAUSE_MS));
       giveBack(lane);
     }
