@@ -36,7 +36,9 @@ function status(t: EventType): 'running' | 'succeeded' | 'failed' {
 
 export interface CloudEventData {
   provider?: string;
-  status: 'running' | 'succeeded' | 'failed';
+  /** Run events only (running, run-completion): a step's outcome is `nodeStatus`, see cloudEventData. */
+  status?: 'running' | 'succeeded' | 'failed';
+  nodeStatus?: 'succeeded' | 'failed';
   pipelineName: string;
   runName: string;
   runId: string;
@@ -53,13 +55,22 @@ export interface CloudEventData {
   workflowUid: string;
 }
 
-/** The `data` of each type; run-completion keeps kfp-operator's field names and shapes. */
+/**
+ * The `data` of each type; run-completion keeps kfp-operator's field names and shapes.
+ *
+ * A step's outcome is `nodeStatus`, never `status`: consumers written for kfp-operator filter
+ * run-completion events on `status` and `pipelineName` only (an Argo Events Sensor on `body.status`,
+ * with unanchored regexes), and step events often share their subject or endpoint. With a `status`
+ * of `failed`, a failed step would look like a failed run to them; without the key, such a filter
+ * cannot match a step event at all.
+ */
 export function cloudEventData(e: KfpEvent): CloudEventData {
   const completion = CLOUDEVENT_TYPES[e.EventType] === 'org.kubeflow.pipelines.run-completion';
   const node = e.EventType === 'WorkflowNodeSucceeded' || e.EventType === 'WorkflowNodeFailed';
+  const outcome = status(e.EventType);
   return {
     ...(completion ? { provider: 'kfp-notify' } : {}),
-    status: status(e.EventType),
+    ...(node ? { nodeStatus: outcome === 'failed' ? 'failed' : 'succeeded' } : { status: outcome }),
     pipelineName: namespacedName(e.Namespace, e.PipelineName),
     runName: namespacedName(e.Namespace, e.RunName),
     runId: e.KfpRunId,

@@ -58,17 +58,21 @@ describe('CloudEvents', () => {
   });
 
   it.each([
-    // [EventType, type, subject, status]
-    ['WorkflowRunning', 'org.kubeflow.pipelines.run-running', RUN, 'running'],
-    ['WorkflowSucceeded', 'org.kubeflow.pipelines.run-completion', RUN, 'succeeded'],
-    ['WorkflowFailed', 'org.kubeflow.pipelines.run-completion', RUN, 'failed'],
-    ['WorkflowNodeSucceeded', 'org.kubeflow.pipelines.node-completion', `${WF}.exit-handler-1.get-frequent`, 'succeeded'],
-    ['WorkflowNodeFailed', 'org.kubeflow.pipelines.node-completion', `${WF}.exit-handler-1.save`, 'failed'],
-  ] as const)('%s → type %s, subject %s, status %s', (eventType, type, subject, status) => {
+    // [EventType, type, subject, status, nodeStatus]: a step's outcome is never `status` (a
+    // kfp-operator consumer filtering status=failed would take a failed step for a failed run).
+    ['WorkflowRunning', 'org.kubeflow.pipelines.run-running', RUN, 'running', undefined],
+    ['WorkflowSucceeded', 'org.kubeflow.pipelines.run-completion', RUN, 'succeeded', undefined],
+    ['WorkflowFailed', 'org.kubeflow.pipelines.run-completion', RUN, 'failed', undefined],
+    ['WorkflowNodeSucceeded', 'org.kubeflow.pipelines.node-completion', `${WF}.exit-handler-1.get-frequent`, undefined, 'succeeded'],
+    ['WorkflowNodeFailed', 'org.kubeflow.pipelines.node-completion', `${WF}.exit-handler-1.save`, undefined, 'failed'],
+  ] as const)('%s → type %s, subject %s, status %s, nodeStatus %s', (eventType, type, subject, status, nodeStatus) => {
     const d = formatDelivery(byType(eventType), { format: 'cloudevents-binary' });
     expect(d.headers['ce-type']).toBe(type);
     expect(d.headers['ce-subject']).toBe(subject);
-    expect(JSON.parse(d.body).status).toBe(status);
+    const data = JSON.parse(d.body) as Record<string, unknown>;
+    expect(data.status).toBe(status);
+    expect(data.nodeStatus).toBe(nodeStatus);
+    expect('status' in data).toBe(status !== undefined);
   });
 
   it("run-completion data carries kfp-operator's RunCompletionEvent fields, in its shapes", () => {
