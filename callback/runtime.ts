@@ -13,6 +13,7 @@ import { createIngest, type Ingest } from './ingest.js';
 import { callbackMetrics } from './metrics.js';
 import { standardPolicy } from './retry.js';
 import { createSender } from './sender.js';
+import { createNatsTransport } from './nats/transport.js';
 import { openMemoryStore } from './store/memory.js';
 import { openSqliteStore, type Durability } from './store/sqlite.js';
 import type { DeliveryStore } from './store/types.js';
@@ -155,6 +156,8 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
 
   const source = opts.subscribers ?? opts.cluster?.subscribers ?? fixedSubscribers([logSubscriber()]);
   const sender = createSender();
+  // No I/O until a nats subscriber's first delivery.
+  const nats = createNatsTransport({ log });
   const worker = startWorker(
     {
       store,
@@ -163,6 +166,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
       metrics,
       ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
       ...(opts.cluster?.notice ? { onNotice: opts.cluster.notice } : {}),
+      transports: { nats },
     },
     source.current(),
   );
@@ -228,6 +232,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     await worker.stop({ graceMs: opts.shutdownGraceMs ?? 10_000 });
     unsubscribe();
     await sender.close();
+    await nats.close();
     await source.close();
     await opts.cluster?.close?.();
     await store.close();

@@ -1,3 +1,5 @@
+import type { NatsTarget } from './nats/config.js';
+
 /**
  * The vocabulary of the callback side. Pure modules (normalize, route, retry, formats) and edge
  * modules (store, worker, sender, watcher) all speak in these types.
@@ -43,7 +45,7 @@ export interface KfpEvent {
   Source: 'hook' | 'watcher';
 }
 
-export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary';
+export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary' | 'kfp-operator';
 
 export interface RetryPolicy {
   /** Seconds to wait before attempt 2, 3, ...; its length + 1 is the number of attempts. */
@@ -68,6 +70,8 @@ export interface Subscriber {
   type: SubscriberType;
   /** Required for type http. */
   url?: string;
+  /** Required for type nats: servers, subject, TLS and credentials (callback/nats/config.ts). */
+  nats?: NatsTarget;
   /** Filters; undefined or empty means "all". */
   eventTypes?: EventType[];
   namespaces?: string[];

@@ -2,6 +2,7 @@ import type { KfpEvent, PayloadFormat, Subscriber } from '../types.js';
 import { jsonDelivery } from './json.js';
 import { cloudEventsBinaryDelivery, cloudEventsStructuredDelivery } from './cloudevents.js';
 import type { Delivery } from './delivery.js';
+import { kfpOperatorDelivery } from './kfp-operator.js';
 
 export type { Delivery } from './delivery.js';
 export { eventJson } from './json.js';
@@ -11,6 +12,7 @@ const FORMATTERS: Readonly<Record<PayloadFormat, (e: KfpEvent) => Delivery>> = {
   json: jsonDelivery,
   'cloudevents-structured': cloudEventsStructuredDelivery,
   'cloudevents-binary': cloudEventsBinaryDelivery,
+  'kfp-operator': kfpOperatorDelivery,
 };
 
 // Formatted deliveries of frozen events, which the store hands out once per event for all its

@@ -4,6 +4,7 @@ import { DEFAULT_JITTER, STANDARD_SCHEDULE, scalePolicy } from '../retry.js';
 import { parseSigningSecret } from '../signing.js';
 import { durationMs } from './duration.js';
 import { errorMessage } from '../../common/error-message.js';
+import { NATS_KEYS, applyNatsKeys } from '../nats/config.js';
 
 /**
  * ConfigMap `data` → subscribers, in one pure pass. Each key is one subscriber, named by the key:
@@ -24,8 +25,8 @@ const MAX_SCHEDULE_STEPS = 50;
 const MAX_STEP_MS = 7 * 24 * 3_600_000;
 
 const FORMATS: readonly PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary'];
-const TYPES = ['http', 'log'] as const;
-const KEYS = ['url', 'type', 'eventTypes', 'namespaces', 'pipelines', 'format', 'headers', 'signingKey', 'timeout', 'maxConcurrency', 'retry'] as const;
+const TYPES = ['http', 'log', 'nats'] as const;
+const KEYS = ['url', 'type', 'eventTypes', 'namespaces', 'pipelines', 'format', 'headers', 'signingKey', 'timeout', 'maxConcurrency', 'retry', ...NATS_KEYS] as const;
 const RETRY_KEYS = ['schedule', 'jitter'] as const;
 /** Headers the format or the signature sets, or the HTTP client owns: a subscriber cannot override them. */
 const RESERVED_HEADERS = /^(content-type|content-length|host|connection|transfer-encoding|webhook-id|webhook-timestamp|webhook-signature|ce-.*)$/i;
@@ -241,13 +242,13 @@ function fromMapping(name: string, m: Record<string, unknown>, resolve: ResolveS
     if (m.url === undefined) problems.push('url is required for type http');
     const url = m.url === undefined ? undefined : checkUrl(m.url, 'url', problems);
     if (url) sub.url = url;
-  } else if (typeOk && m.url !== undefined) {
+  } else if (typeOk && sub.type !== 'nats' && m.url !== undefined) {
     problems.push('url is not used by type log; remove it or use type http');
   }
   if (m.eventTypes !== undefined) sub.eventTypes = eventTypes(m.eventTypes, problems);
   if (m.namespaces !== undefined) sub.namespaces = stringList(m.namespaces, 'namespaces', problems);
   if (m.pipelines !== undefined) sub.pipelines = stringList(m.pipelines, 'pipelines', problems);
-  if (m.format !== undefined) {
+  if (m.format !== undefined && sub.type !== 'nats') {
     if (typeof m.format === 'string' && (FORMATS as readonly string[]).includes(m.format)) sub.format = m.format as PayloadFormat;
     else problems.push(`format must be one of ${FORMATS.join(', ')} (got ${show(m.format)})`);
   }
@@ -260,6 +261,9 @@ function fromMapping(name: string, m: Record<string, unknown>, resolve: ResolveS
   if (m.timeout !== undefined) sub.timeoutMs = timeout(m.timeout, problems);
   if (m.maxConcurrency !== undefined) sub.maxConcurrency = maxConcurrency(m.maxConcurrency, problems);
   if (m.retry !== undefined) sub.retry = retry(m.retry, problems);
+  // type nats: url, subject, format, credentials and TLS (callback/nats/config.ts, docs/nats.md).
+  if (typeOk && sub.type === 'nats') applyNatsKeys(sub, m, (v, key) => resolveRefFrom(v, key, resolve, problems), problems);
+  else for (const k of NATS_KEYS) if (m[k] !== undefined) problems.push(`${k} is only used by type nats`);
   return sub;
 }
 

@@ -21,6 +21,12 @@ export interface NatsServer {
   kill(): Promise<void>;
   /** Start again on the same port with the same store directory. */
   start(): Promise<void>;
+  /**
+   * SIGSTOP: the server keeps its sockets but reads and answers nothing (a hung server; what a lost
+   * ack looks like to a client), until resume() (SIGCONT), when it processes what was sent meanwhile.
+   */
+  pause(): void;
+  resume(): void;
   /** stop() and remove the store directory. */
   dispose(): Promise<void>;
 }
@@ -101,7 +107,10 @@ export async function startNatsServer(opts: { extraArgs?: string[] } = {}): Prom
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
     start,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async dispose() {
+      child?.kill('SIGCONT');
       await signal('SIGTERM');
       rmSync(storeDir, { recursive: true, force: true });
     },
