@@ -5,23 +5,24 @@ import type { NatsMessage } from './message.js';
 /**
  * One publish, and when it counts as delivered. Never throws.
  *
- * Every message is first published as a JetStream publish (a request: the stream that captures the
- * subject answers with a PubAck once it has stored the message). Then:
- * - a PubAck → delivered; `duplicate: true` (the stream already had this Nats-Msg-Id inside its
- *   duplicate window) → delivered too: the message is in the stream once, which is the point;
- * - a JetStream error answer (stream full, storage failure...) → failed, with its code as the status;
- * - no ack within the timeout → failed with no status (the stream may have stored it: the retry
- *   carries the same Nats-Msg-Id, so the stream keeps one copy);
- * - "no responders" (the server's 503 status: nobody listens for the reply) → nothing captured the
- *   subject *as a stream would*, but that alone does not prove there is no stream: a stream may be
- *   recovering after a restart. So JetStream is asked which streams capture the subject
- *   ($JS.API.STREAM.NAMES with a subject filter). None (or JetStream not enabled on the server or the
- *   account) → a core publish, then a flush: the server's PONG proves it has processed the PUB, which
- *   is all core NATS can promise → delivered. A stream that captures it, or a JetStream API that does
- *   not answer → failed with no status, retried later: never counted as delivered while a stream that
- *   should keep the message cannot.
- * - a responder that is not JetStream (an application answering requests on the subject) answered →
- *   delivered: the server took the message and someone got it.
+ * A JetStream publish cannot be told from a core one by trying it: the publish is a request, and a
+ * request is also handed to every core subscriber of the subject (an Argo Events NATS EventSource is
+ * one), so "no responders" only comes when nobody at all listens, and a plain subscriber that never
+ * answers turns it into a timeout after the message was delivered. So JetStream is asked first which
+ * streams capture the subject ($JS.API.STREAM.NAMES with a subject filter; the answer is kept
+ * STREAM_LOOKUP_TTL_MS per connection and subject, and forgotten at once when a publish fails):
+ * - a stream captures it → a JetStream publish; delivered on the stream's PubAck, or on a duplicate
+ *   ack (`duplicate: true`: the stream already holds this Nats-Msg-Id inside its duplicate window, so
+ *   the message is there once, which is the point). A JetStream error answer (stream full, storage
+ *   failure...) → failed with its code as the status. No answer within the timeout, or no responders
+ *   (the stream is unavailable) → failed with no status; the stream may have stored it, and the retry
+ *   carries the same Nats-Msg-Id, so it keeps one copy.
+ * - no stream captures it, or the server (or the account) has no JetStream → a core publish, then a
+ *   flush: the server's PONG proves it has processed the PUB, which is all core NATS can promise →
+ *   delivered.
+ * - JetStream is enabled but its API does not answer (a server still recovering its streams after a
+ *   restart) → failed with no status, retried: never counted as delivered while a stream that should
+ *   keep the message might not have it.
  */
 
 export type PublishResult =
@@ -88,6 +89,27 @@ async function streamsFor(nc: NatsConnection, subject: string, timeoutMs: number
   return Array.isArray(streams) ? streams.filter((s): s is string => typeof s === 'string') : [];
 }
 
+/** How long which-streams-capture-this-subject is trusted before asking again. */
+export const STREAM_LOOKUP_TTL_MS = 30_000;
+const MAX_LOOKUPS = 4096;
+const lookups = new WeakMap<NatsConnection, Map<string, { at: number; streams: string[] | 'no-jetstream' }>>();
+
+async function capturedBy(nc: NatsConnection, subject: string, timeoutMs: number): Promise<string[] | 'no-jetstream' | { error: string }> {
+  let cache = lookups.get(nc);
+  if (!cache) lookups.set(nc, (cache = new Map()));
+  const hit = cache.get(subject);
+  if (hit && Date.now() - hit.at < STREAM_LOOKUP_TTL_MS) return hit.streams;
+  const streams = await streamsFor(nc, subject, timeoutMs);
+  if (typeof streams === 'object' && !Array.isArray(streams)) return streams;
+  if (cache.size >= MAX_LOOKUPS) cache.clear();
+  cache.set(subject, { at: Date.now(), streams });
+  return streams;
+}
+
+function forget(nc: NatsConnection, subject: string): void {
+  lookups.get(nc)?.delete(subject);
+}
+
 export async function publish(nc: NatsConnection, msg: NatsMessage, timeoutMs: number): Promise<PublishResult> {
   const h = natsHeaders();
   try {
@@ -95,29 +117,32 @@ export async function publish(nc: NatsConnection, msg: NatsMessage, timeoutMs: n
   } catch (err) {
     return { ok: false, status: 400, error: `cannot build the message headers: ${errorMessage(err)}` };
   }
+  const streams = await capturedBy(nc, msg.subject, timeoutMs);
+  if (typeof streams === 'object' && !Array.isArray(streams)) return { ok: false, error: `cannot tell whether a stream captures ${msg.subject}: ${streams.error}` };
+  if (streams === 'no-jetstream' || streams.length === 0) return corePublish(nc, msg, h, timeoutMs);
   let reply: Msg;
   try {
     reply = await nc.request(msg.subject, msg.body, { timeout: timeoutMs, headers: h });
   } catch (err) {
-    if (!isNoResponders(err)) return { ok: false, error: describeError(err, timeoutMs, 'JetStream ack') };
-    return publishWithoutStream(nc, msg, h, timeoutMs);
+    forget(nc, msg.subject);
+    if (isNoResponders(err)) return { ok: false, error: `stream ${streams.join(', ')} captures ${msg.subject} but did not answer the publish (stream unavailable?)` };
+    return { ok: false, error: describeError(err, timeoutMs, 'JetStream ack') };
   }
   const v = parseJson(reply);
   const e = apiError(v);
-  if (e) return { ok: false, status: statusOf(e), error: describeApiError(e) };
+  if (e) {
+    forget(nc, msg.subject);
+    return { ok: false, status: statusOf(e), error: describeApiError(e) };
+  }
   const ack = typeof v === 'object' && v !== null ? (v as { stream?: unknown; seq?: unknown; duplicate?: unknown }) : undefined;
   if (ack && typeof ack.stream === 'string' && typeof ack.seq === 'number') {
     return { ok: true, via: 'jetstream', stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true };
   }
+  // Someone else answered first (an application replying to requests on the subject): the server took the message.
   return { ok: true, via: 'responder' };
 }
 
-async function publishWithoutStream(nc: NatsConnection, msg: NatsMessage, h: ReturnType<typeof natsHeaders>, timeoutMs: number): Promise<PublishResult> {
-  const streams = await streamsFor(nc, msg.subject, timeoutMs);
-  if (typeof streams === 'object' && !Array.isArray(streams)) return { ok: false, error: `no JetStream ack, and cannot tell whether a stream captures ${msg.subject}: ${streams.error}` };
-  if (Array.isArray(streams) && streams.length > 0) {
-    return { ok: false, error: `stream ${streams.join(', ')} captures ${msg.subject} but did not answer the publish (stream unavailable?)` };
-  }
+async function corePublish(nc: NatsConnection, msg: NatsMessage, h: ReturnType<typeof natsHeaders>, timeoutMs: number): Promise<PublishResult> {
   try {
     nc.publish(msg.subject, msg.body, { headers: h });
     let timer: NodeJS.Timeout | undefined;
