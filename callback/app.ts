@@ -158,6 +158,8 @@ function disabledView(state: DisabledState | undefined) {
 
 /** Where a subscriber sends, without anything that may be a secret (path tokens, query, userinfo). */
 function endpointOf(sub: Subscriber): string | null {
+  // NATS: the servers (credentials never sit in them: the parser refuses user info in the URL).
+  if (sub.nats) return sub.nats.servers.join(',');
   if (!sub.url) return null;
   try {
     return new URL(sub.url).origin;
