@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -108,6 +108,12 @@ describe('a real callback process publishing to a real nats-server', () => {
     const before = new Set(await storedIds());
     const warm = await postRunEnd(cb.url, dataDir, 'down-0');
     await until(() => warm.every((id) => idsIn(cb, 'delivered').has(id)), 'the first delivery');
+    // The admin API shows the subscriber with its servers as the endpoint.
+    const admin = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const listed = await request(`${cb.url}/v1/subscribers`, { headers: { authorization: `Bearer ${admin}` } });
+    const views = (await listed.body.json()) as { subscribers?: { name: string }[] } | { name: string }[];
+    const list = Array.isArray(views) ? views : (views.subscribers ?? []);
+    expect(list.find((v) => v.name === 'bus')).toMatchObject({ type: 'nats', endpoint: server.url, format: 'cloudevents-binary' });
 
     await server.stop();
     const ids: string[] = [];
