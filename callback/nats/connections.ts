@@ -3,6 +3,7 @@ import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnectio
 import type { Logger } from '../../common/logger.js';
 import { errorMessage } from '../../common/error-message.js';
 import type { NatsTarget } from './config.js';
+import { within } from './within.js';
 
 /**
  * NATS connections, one per server set and identity: every subscriber that names the same servers
@@ -19,6 +20,8 @@ import type { NatsTarget } from './config.js';
  *   same message (same Nats-Msg-Id) once the server is back.
  * - A connection the server closes for good (say, an authorization error) is forgotten; the next
  *   delivery connects afresh.
+ * - A connection no delivery has used for IDLE_CLOSE_MS is closed (checked at each delivery): after a
+ *   config edit removes a server, nothing keeps reconnecting to it in the background.
  * Secrets (token, .creds, password, TLS key) go to the client only; they are never logged and the map
  * key is a hash, so they do not sit in it either.
  */
@@ -36,6 +39,7 @@ interface Entry {
   connecting?: Promise<NatsConnection | Error>;
   /** Connected now (false between a disconnect and the reconnect). */
   up: boolean;
+  lastUsed: number;
   lastError?: string;
 }
 
@@ -43,6 +47,7 @@ interface Entry {
 const RECONNECT_WAIT_MS = 1_000;
 /** Bound on one TCP+TLS connect to one server. */
 const MAX_CONNECT_TIMEOUT_MS = 10_000;
+export const IDLE_CLOSE_MS = 10 * 60_000;
 
 function connectionKey(t: NatsTarget): string {
   return createHash('sha256').update(JSON.stringify([t.servers, t.auth ?? null, t.tls ?? null])).digest('hex');
@@ -65,17 +70,10 @@ function connectionOptions(t: NatsTarget, timeoutMs: number, name: string): Conn
   };
 }
 
-function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ms);
-    timer.unref();
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
 
-export function natsConnections(opts: { log: Logger; name?: string }): NatsConnections {
+export function natsConnections(opts: { log: Logger; name?: string; now?: () => number }): NatsConnections {
   const { log } = opts;
+  const now = opts.now ?? Date.now;
   const entries = new Map<string, Entry>();
   let closed = false;
 
@@ -126,12 +124,23 @@ export function natsConnections(opts: { log: Logger; name?: string }): NatsConne
     return attempt;
   }
 
+  function closeIdle(except: string): void {
+    for (const [key, e] of entries) {
+      if (key === except || !e.nc || now() - e.lastUsed < IDLE_CLOSE_MS) continue;
+      entries.delete(key);
+      log.info({ servers: e.servers }, 'NATS connection idle; closing it');
+      void e.nc.close().catch(() => undefined);
+    }
+  }
+
   return {
     async get(target, timeoutMs) {
       if (closed) return { ok: false, error: 'shutting down' };
       const key = connectionKey(target);
+      closeIdle(key);
       let entry = entries.get(key);
-      if (!entry) entries.set(key, (entry = { servers: target.servers.join(','), up: false }));
+      if (!entry) entries.set(key, (entry = { servers: target.servers.join(','), up: false, lastUsed: now() }));
+      entry.lastUsed = now();
       if (entry.nc) {
         return entry.up ? { ok: true, nc: entry.nc } : { ok: false, error: `NATS ${entry.servers}: not connected (${entry.lastError ?? 'reconnecting'}); the client keeps reconnecting` };
       }

@@ -1,6 +1,7 @@
 import { errors, headers as natsHeaders, RequestError, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { errorMessage } from '../../common/error-message.js';
 import type { NatsMessage } from './message.js';
+import { within } from './within.js';
 
 /**
  * One publish, and when it counts as delivered. Never throws.
@@ -145,10 +146,7 @@ export async function publish(nc: NatsConnection, msg: NatsMessage, timeoutMs: n
 async function corePublish(nc: NatsConnection, msg: NatsMessage, h: ReturnType<typeof natsHeaders>, timeoutMs: number): Promise<PublishResult> {
   try {
     nc.publish(msg.subject, msg.body, { headers: h });
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-    const r = await Promise.race([nc.flush().then(() => 'flushed' as const), timedOut]).finally(() => clearTimeout(timer));
-    if (r === 'timeout') return { ok: false, error: `the server did not confirm the publish within ${timeoutMs} ms` };
+    if ((await within(nc.flush(), timeoutMs)) === 'timeout') return { ok: false, error: `the server did not confirm the publish within ${timeoutMs} ms` };
     return { ok: true, via: 'core' };
   } catch (err) {
     return { ok: false, error: `core publish failed: ${errorMessage(err)}` };

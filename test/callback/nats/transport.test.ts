@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEvent } from '../../../callback/event-id.js';
+import { IDLE_CLOSE_MS, natsConnections } from '../../../callback/nats/connections.js';
 import { createNatsTransport } from '../../../callback/nats/transport.js';
 import type { KfpEvent, Transport } from '../../../callback/types.js';
 import { cleanups } from '../../helpers/cleanups.js';
@@ -96,6 +97,28 @@ describe('type nats against a real nats-server', () => {
     expect(await kfpNotifyConnections()).toBe(before + 1);
     expect(await t.deliver(other, byType('WorkflowSucceeded'), signal)).toMatchObject({ ok: true });
     expect(await kfpNotifyConnections()).toBe(before + 2);
+  });
+});
+
+describe('type nats connections', () => {
+  it('a connection no delivery used for IDLE_CLOSE_MS is closed at the next delivery to another server set (a removed subscriber keeps nothing open)', async () => {
+    let clock = 1_000_000;
+    const pool = natsConnections({ log: capturingLogger().log, now: () => clock });
+    c.push(() => pool.close());
+    const a = natsSubscriber('a', { url: server.url, subject: 'idle.a' }).nats;
+    const b = natsSubscriber('b', { url: server.url.replace('127.0.0.1', 'localhost'), subject: 'idle.b' }).nats;
+    if (!a || !b) throw new Error('no target');
+    const first = await pool.get(a, 2000);
+    if (!first.ok) throw new Error(first.error);
+    clock += IDLE_CLOSE_MS - 1;
+    expect((await pool.get(b, 2000)).ok).toBe(true);
+    expect(first.nc.isClosed()).toBe(false);
+    clock += IDLE_CLOSE_MS;
+    expect((await pool.get(b, 2000)).ok).toBe(true);
+    await until(() => first.nc.isClosed(), 'the idle connection to close');
+    // Used again: a new connection.
+    const again = await pool.get(a, 2000);
+    expect(again.ok && again.nc !== first.nc).toBe(true);
   });
 });
 
