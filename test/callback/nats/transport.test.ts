@@ -4,7 +4,10 @@ import { buildEvent } from '../../../callback/event-id.js';
 import { IDLE_CLOSE_MS, natsConnections } from '../../../callback/nats/connections.js';
 import { createNatsTransport } from '../../../callback/nats/transport.js';
 import type { KfpEvent, Transport } from '../../../callback/types.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cleanups } from '../../helpers/cleanups.js';
+import { makeCert } from '../../helpers/tls.js';
 import { freePort, startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
 import { EXAMPLE_FACTS, NS } from '../core/sample.js';
 import { capturingLogger } from '../engine/harness.js';
@@ -137,7 +140,8 @@ describe('type nats when the server is down', () => {
     const r = await t.deliver(sub, byType('WorkflowFailed'), signal);
     expect(r.ok).toBe(false);
     expect(r.status).toBeUndefined();
-    expect(r.error).toMatch(/not connected|no JetStream ack|connection/i);
+    // Whichever step noticed first (the connection's status, the stream lookup, the publish), it says why.
+    expect(r.error).toMatch(/not connected|cannot tell whether a stream captures|no JetStream ack|connection|closed/i);
 
     await own.start();
     // The client reconnects by itself; the retry of the failed delivery then goes through.
@@ -160,6 +164,24 @@ describe('type nats when the server is down', () => {
 });
 
 describe('type nats credentials', () => {
+  it('TLS with a private CA from a Secret verifies the server; without it the system CAs refuse it', async () => {
+    const pair = await makeCert('nats-test', ['127.0.0.1', 'localhost']);
+    const dir = c.tempDir();
+    writeFileSync(join(dir, 'tls.crt'), pair.cert);
+    writeFileSync(join(dir, 'tls.key'), pair.key);
+    const secured = await startNatsServer({ extraArgs: ['--tls', '--tlscert', join(dir, 'tls.crt'), '--tlskey', join(dir, 'tls.key')] });
+    c.push(() => secured.dispose());
+    const url = secured.url.replace('nats://', 'tls://');
+    const t = transport();
+    const trusted = natsSubscriber('tls-ca', { url, subject: 'tls.ok', tls: { ca: { secretKeyRef: { name: 'nats', key: 'ca.crt' } } } }, { nats: { 'ca.crt': pair.cert } });
+    expect(await t.deliver(trusted, byType('WorkflowSucceeded'), signal)).toMatchObject({ ok: true });
+    const untrusted = natsSubscriber('tls-system', { url, subject: 'tls.ok' });
+    const r = await t.deliver(untrusted, byType('WorkflowSucceeded'), signal);
+    expect(r.ok).toBe(false);
+    expect(r.status).toBeUndefined();
+    expect(r.error).toMatch(/certificate/i);
+  });
+
   it('a token from a Secret authenticates; a wrong one fails without the token in the error', async () => {
     const token = 'tok-7f3a9c1e5b';
     const guarded = await startNatsServer({ extraArgs: ['--auth', token] });
