@@ -182,6 +182,17 @@ describe('type nats credentials', () => {
     expect(r.error).toMatch(/certificate/i);
   });
 
+  it('user and password from a Secret authenticate; a wrong password fails without it in the error', async () => {
+    const guarded = await startNatsServer({ extraArgs: ['--user', 'kfp', '--pass', 'pw-93b1d2'] });
+    c.push(() => guarded.dispose());
+    const t = transport();
+    const keys = { url: guarded.url, subject: 'auth.user', user: 'kfp', password: { secretKeyRef: { name: 'nats', key: 'password' } } };
+    expect(await t.deliver(natsSubscriber('good', keys, { nats: { password: 'pw-93b1d2' } }), byType('WorkflowSucceeded'), signal)).toMatchObject({ ok: true });
+    const r = await t.deliver(natsSubscriber('bad', keys, { nats: { password: 'wrong-pw-5150' } }), byType('WorkflowSucceeded'), signal);
+    expect(r).toMatchObject({ ok: false, error: expect.stringMatching(/authorization/i) });
+    expect(r.error).not.toContain('wrong-pw-5150');
+  });
+
   it('a token from a Secret authenticates; a wrong one fails without the token in the error', async () => {
     const token = 'tok-7f3a9c1e5b';
     const guarded = await startNatsServer({ extraArgs: ['--auth', token] });
