@@ -70,7 +70,6 @@ function connectionOptions(t: NatsTarget, timeoutMs: number, name: string): Conn
   };
 }
 
-
 export function natsConnections(opts: { log: Logger; name?: string; now?: () => number }): NatsConnections {
   const { log } = opts;
   const now = opts.now ?? Date.now;
