@@ -13,6 +13,7 @@ import { createIngest, type Ingest } from './ingest.js';
 import { callbackMetrics } from './metrics.js';
 import { standardPolicy } from './retry.js';
 import { createSender } from './sender.js';
+import { createKfpRunTransport } from './kfp-run/transport.js';
 import { openMemoryStore } from './store/memory.js';
 import { openSqliteStore, type Durability } from './store/sqlite.js';
 import type { DeliveryStore } from './store/types.js';
@@ -155,12 +156,14 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
 
   const source = opts.subscribers ?? opts.cluster?.subscribers ?? fixedSubscribers([logSubscriber()]);
   const sender = createSender();
+  const kfpRun = createKfpRunTransport({ log });
   const worker = startWorker(
     {
       store,
       send: sender.send,
       log,
       metrics,
+      transports: { 'kfp-run': kfpRun },
       ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
       ...(opts.cluster?.notice ? { onNotice: opts.cluster.notice } : {}),
     },
@@ -228,6 +231,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     await worker.stop({ graceMs: opts.shutdownGraceMs ?? 10_000 });
     unsubscribe();
     await sender.close();
+    await kfpRun.close();
     await source.close();
     await opts.cluster?.close?.();
     await store.close();
