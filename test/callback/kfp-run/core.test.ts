@@ -7,6 +7,13 @@ import { route } from '../../../callback/route.js';
 import { parseSubscribers } from '../../../callback/subscribers/parse.js';
 import { recurringRunNameOf } from '../../../common/kfp/kfp-meta.js';
 import { makeEvent } from '../engine/events.js';
+import { eventsFromWorkflow } from '../../../callback/status-events.js';
+import { normalizeHookCall } from '../../../callback/normalize.js';
+import { hookKeyFromSecret } from '../../../common/hook-token.js';
+import { defaultInjectOptions, injectWorkflow } from '../../../webhook/inject/index.js';
+import { admittedWorkflow, withStatus, type Wf } from '../cluster/argo-status.js';
+import { simulatedHookCalls } from '../cluster/hook-sim.js';
+import { snapshot } from '../core/sample.js';
 
 const compile = (s: string) => {
   const c = compileTemplate(s, 'none');
@@ -178,6 +185,55 @@ describe('recurring runs', () => {
     expect(names('nightly-train')).toEqual(['all', 'any', 'nightly']);
     expect(names('weekly-train')).toEqual(['all', 'any']);
     expect(names('')).toEqual(['all', 'any']);
+  });
+});
+
+describe('RecurringRunName on both paths', () => {
+  const injectOpts = defaultInjectOptions({ hookKey: hookKeyFromSecret('recurring-test-hook-key-0123456789') });
+  const T0 = '2025-06-03T10:00:05Z';
+
+  /** basic.yaml as a recurring run made it, running: the root node exists, so the running hook fired. */
+  function running(meta: (m: Wf['metadata']) => void): Wf {
+    const wf = admittedWorkflow('kfp-v1-compiler/basic.yaml', { name: 'save-most-frequent-x7k2p', runId: '3f6a2c1e-6b1d-4a43-9a55-0d5c0c1f2b7e' });
+    meta(wf.metadata);
+    const r = injectWorkflow(wf, injectOpts);
+    expect(r.outcome, r.reason).toBe('injected');
+    const w = wf.metadata.name;
+    return withStatus(r.workflow as Wf, { phase: 'Running', startedAt: T0, nodes: [{ name: w, type: 'DAG', templateName: 'save-most-frequent', phase: 'Running', children: [`${w}.hooks.kfp-notify-running`], startedAt: T0 }] });
+  }
+
+  function bothPaths(wf: Wf): string[] {
+    const hook = simulatedHookCalls(wf).flatMap((fields) => {
+      const r = normalizeHookCall(fields, { receivedAt: new Date(T0) });
+      if (!r.ok) throw new Error(r.reason);
+      return r.events;
+    });
+    const watcher = eventsFromWorkflow(wf, { now: T0 });
+    expect(hook.map((e) => e.EventId)).toEqual(watcher.map((e) => e.EventId));
+    expect(hook.length).toBeGreaterThan(0);
+    return [...hook, ...watcher].map((e) => e.RecurringRunName);
+  }
+
+  it('is the ScheduledWorkflow owner on the hook path (read at admission) and the watcher path alike', () => {
+    const wf = running((m) => {
+      m.ownerReferences = [{ apiVersion: 'kubeflow.org/v1beta1', kind: 'ScheduledWorkflow', name: 'nightly-word-count', uid: 'swf', controller: true }];
+    });
+    expect(new Set(bothPaths(wf))).toEqual(new Set(['nightly-word-count']));
+  });
+
+  it('falls back to the scheduledWorkflowName label, and is empty for a one-off run', () => {
+    const labelled = running((m) => {
+      m.labels = { ...m.labels, 'scheduledworkflows.kubeflow.org/scheduledWorkflowName': 'weekly' };
+    });
+    expect(new Set(bothPaths(labelled))).toEqual(new Set(['weekly']));
+    expect(new Set(bothPaths(running(() => undefined)))).toEqual(new Set(['']));
+  });
+
+  it('comes from the fetched Workflow label when a hook from an older injector does not send it', () => {
+    const call = { v: '1', event: 'workflow-running', kfpRunId: 'r', namespace: 'ns', workflowName: 'wf', workflowUid: 'u', hookNodeName: 'wf.hooks.kfp-notify-running' };
+    const labels = { 'scheduledworkflows.kubeflow.org/scheduledWorkflowName': 'weekly' };
+    const r = normalizeHookCall(call, { receivedAt: new Date(T0), workflow: snapshot({ uid: 'u', labels }) });
+    expect(r.ok && r.events[0]?.RecurringRunName).toBe('weekly');
   });
 });
 
