@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { KFP_RUN_KEYS } from '../../../callback/kfp-run/target.js';
 import { nextChain, originLine, parseOrigin, runDescription, triggerId, triggerMarker } from '../../../callback/kfp-run/origin.js';
 import { createRunBodyV1, createRunBodyV2, defaultRunName, filterValue, renderRun } from '../../../callback/kfp-run/request.js';
 import { compileTemplate } from '../../../callback/template.js';
@@ -243,5 +246,27 @@ describe('a permanent outcome', () => {
     expect(nextDelay({ attempt: 1, result: { ok: false, status: 400, permanent: true, durationMs: 1 }, policy, rand: () => 0 })).toEqual({ action: 'dead' });
     expect(nextDelay({ attempt: 1, result: { ok: false, permanent: true, error: 'loop', durationMs: 1 }, policy, rand: () => 0 })).toEqual({ action: 'dead' });
     expect(nextDelay({ attempt: 1, result: { ok: false, status: 400, durationMs: 1 }, policy, rand: () => 0 })).toEqual({ action: 'retry', delayMs: 1000 });
+  });
+});
+
+describe('docs/kfp-trigger.md', () => {
+  const text = readFileSync(new URL('../../../docs/kfp-trigger.md', import.meta.url), 'utf8');
+
+  it('shows a chain subscriber that parses to the documented target', () => {
+    const block = /<!-- example: configmap chain -->\n```yaml\n([\s\S]*?)\n```/.exec(text)?.[1];
+    const data = (load(block ?? '') as { data: Record<string, unknown> }).data;
+    const r = parseSubscribers(data, noSecrets);
+    expect(r.errors).toEqual([]);
+    expect(r.subscribers[0]?.kfpRun).toEqual({
+      apiVersion: 'v2beta1',
+      pipeline: 'evaluate',
+      experiment: 'chains',
+      runName: 'evaluate {{ RunName }}',
+      parameters: { upstream_run_id: { template: '{{ KfpRunId }}' }, epochs: { value: 3 } },
+    });
+  });
+
+  it('lists every kfp-run key', () => {
+    for (const key of KFP_RUN_KEYS) expect(text).toContain(`| \`${key}\` |`);
   });
 });
