@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseOrigin } from '../../../callback/kfp-run/origin.js';
-import { loadAdminToken, loadHookKeys } from '../../../common/data-dir.js';
-import { HOOK_PATH } from '../../../common/hook-contract.js';
-import { mintHookToken } from '../../../common/hook-token.js';
+import { loadAdminToken } from '../../../common/data-dir.js';
+import { postHook } from '../../helpers/post-hook.js';
 import { cleanups } from '../../helpers/cleanups.js';
 import { startFakeKfpApi } from '../../helpers/fake-kfp-api.js';
 import { until } from '../../callback/cluster/until.js';
@@ -17,21 +16,6 @@ import { startCallbackProcess } from '../engine/process.js';
 
 const c = cleanups('kfp-notify-kfp-restart-');
 afterEach(() => c.run());
-
-async function postHook(url: string, dataDir: string, fields: Record<string, string>): Promise<number> {
-  const [key] = loadHookKeys({ dataDir, create: false });
-  if (!key) throw new Error('no hook key');
-  const res = await request(`${url}${HOOK_PATH}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Bearer ${mintHookToken(key, { namespace: fields.namespace ?? '', kfpRunId: fields.kfpRunId ?? '' })}`,
-    },
-    body: new URLSearchParams(fields).toString(),
-  });
-  await res.body.dump();
-  return res.statusCode;
-}
 
 async function queueDepth(url: string, dataDir: string): Promise<number> {
   const res = await request(`${url}/v1/subscribers`, { headers: { authorization: `Bearer ${loadAdminToken({ dataDir, create: false })}` } });
@@ -84,7 +68,7 @@ describe('kfp-run across a callback restart', () => {
       pipelineName: 'train',
       runName: 'train 7',
     };
-    expect(await postHook(first.url, dataDir, fields)).toBe(202);
+    expect((await postHook(first.url, dataDir, fields)).status).toBe(202);
     await until('KFP to make the run', () => kfp.runs().some((r) => r.pipelineId === evaluate.pipelineId));
     expect(await first.stop('SIGKILL')).toBeNull();
 
