@@ -228,6 +228,21 @@ describe('kfp-run: auth', () => {
     expect(JSON.stringify(lines)).not.toContain('secret');
   });
 
+  it('retries while the token file is missing, naming the file and never a token', async () => {
+    const kfp = await fakeKfp({ tokens: ['late-secret'] });
+    const { evaluate, trainRun } = trainAndEvaluate(kfp);
+    const file = join(c.tempDir(), 'token');
+    const { rt, lines } = await setup(kfp, { evaluate: evaluateAfterTrain(kfp.url, { tokenFile: file, retry: { schedule: ['20ms', '50ms', '100ms', '200ms', '400ms', '800ms'], jitter: 0 } }) });
+    await rt.ingest([trainSucceeded(trainRun)]);
+    const retry = await until('a failed attempt', () => lines.find((l) => l.msg === 'delivery failed; will retry'));
+    expect(retry.error).toMatch(/^token file .*token cannot be read: .*no such file/);
+    expect(kfp.requests).toEqual([]);
+    writeFileSync(file, 'late-secret');
+    await settled(rt);
+    expect(await rt.store.listDeadLetters()).toEqual([]);
+    expect(kfp.runs().filter((r) => r.pipelineId === evaluate.pipelineId)).toHaveLength(1);
+  });
+
   it('sends a static Authorization header from a Secret instead, and a 401 is retried, not dead-lettered', async () => {
     const kfp = await fakeKfp({ tokens: ['static-secret'] });
     const { evaluate, trainRun } = trainAndEvaluate(kfp);
@@ -244,6 +259,22 @@ describe('kfp-run: auth', () => {
     expect(await rt.store.listDeadLetters()).toEqual([]);
     expect(kfp.runs().filter((r) => r.pipelineId === evaluate.pipelineId)).toHaveLength(1);
     expect(new Set(kfp.authorizations)).toEqual(new Set(['Bearer static-secret']));
+  });
+});
+
+describe('kfp-run: multi-user KFP', () => {
+  it('finds the pipeline and experiment in the profile namespace, and runs there', async () => {
+    const kfp = await fakeKfp();
+    const { trainRun } = trainAndEvaluate(kfp);
+    const shared = kfp.addPipeline({ displayName: 'score', params: {} });
+    const own = kfp.addPipeline({ displayName: 'score', namespace: 'team-a', params: { upstream_run_id: 'STRING' } });
+    const experimentId = kfp.addExperiment('chains', 'team-a');
+    const { rt } = await setup(kfp, { score: evaluateAfterTrain(kfp.url, { pipeline: 'score', namespace: 'team-a', parameters: { upstream_run_id: '{{ KfpRunId }}' } }) });
+    await rt.ingest([trainSucceeded(trainRun)]);
+    await settled(rt);
+    expect(await rt.store.listDeadLetters()).toEqual([]);
+    expect(kfp.runs().filter((r) => r.pipelineId === shared.pipelineId)).toHaveLength(0);
+    expect(kfp.runs().filter((r) => r.pipelineId === own.pipelineId)).toMatchObject([{ experimentId, namespace: 'team-a' }]);
   });
 });
 
