@@ -91,18 +91,18 @@ export function kfpClient(o: KfpClientOptions): KfpClient {
     return rec(parsed);
   }
 
-  /** Every item of a listing that passes `keep`, following next_page_token (bounded). */
-  async function scan(path: string, query: Record<string, string | number | undefined>, items: string, keep: (x: Json) => boolean, firstOnly = true): Promise<Json[]> {
-    const found: Json[] = [];
+  /** The first item of a listing that passes `keep`, following next_page_token (bounded). */
+  async function scan(path: string, query: Record<string, string | number | undefined>, items: string, keep: (x: Json) => boolean): Promise<Json | undefined> {
     let token: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const r = await call('GET', withQuery(path, { ...query, page_token: token }));
-      found.push(...list(r[items]).filter(keep));
-      if (firstOnly && found.length > 0) break;
+      // A page token carries the first page's filter and sort; KFP takes them from it.
+      const r = await call('GET', withQuery(path, token ? { ...query, page_token: token } : query));
+      const hit = list(r[items]).find(keep);
+      if (hit) return hit;
       token = text(r.next_page_token);
-      if (!token) break;
+      if (!token) return undefined;
     }
-    return found;
+    return undefined;
   }
 
   const idOf = (kind: 'pipeline' | 'pipeline_version' | 'experiment' | 'run', x: Json): string | undefined => text(v2 ? x[`${kind}_id`] : x.id);
@@ -121,7 +121,7 @@ export function kfpClient(o: KfpClientOptions): KfpClient {
         const r = await call('GET', `${api}/pipelines/${nameOrId}`);
         return idOf('pipeline', r) ?? notFound('pipeline', nameOrId);
       }
-      const [hit] = await scan(`${api}/pipelines`, { ...nsQuery(namespace), filter: filterValue(o.apiVersion, byName(nameOrId)), page_size: PAGE_SIZE }, 'pipelines', (x) => nameOf(x) === nameOrId);
+      const hit = await scan(`${api}/pipelines`, { ...nsQuery(namespace), filter: filterValue(o.apiVersion, byName(nameOrId)), page_size: PAGE_SIZE }, 'pipelines', (x) => nameOf(x) === nameOrId);
       const id = hit && idOf('pipeline', hit);
       if (id) return id;
       if (v2) {
@@ -150,7 +150,7 @@ export function kfpClient(o: KfpClientOptions): KfpClient {
         const r = await call('GET', v2 ? `${path}/${nameOrId}` : `${api}/pipeline_versions/${nameOrId}`);
         return idOf('pipeline_version', r) ?? notFound('pipeline version', nameOrId);
       }
-      const [hit] = await scan(path, { ...owner, filter: filterValue(o.apiVersion, byName(nameOrId)), page_size: PAGE_SIZE }, v2 ? 'pipeline_versions' : 'versions', (x) => nameOf(x) === nameOrId);
+      const hit = await scan(path, { ...owner, filter: filterValue(o.apiVersion, byName(nameOrId)), page_size: PAGE_SIZE }, v2 ? 'pipeline_versions' : 'versions', (x) => nameOf(x) === nameOrId);
       return (hit && idOf('pipeline_version', hit)) ?? notFound('pipeline version', nameOrId);
     },
 
@@ -159,7 +159,7 @@ export function kfpClient(o: KfpClientOptions): KfpClient {
         const r = await call('GET', `${api}/experiments/${nameOrId}`);
         return idOf('experiment', r) ?? notFound('experiment', nameOrId);
       }
-      const [hit] = await scan(`${api}/experiments`, { ...nsQuery(namespace), filter: filterValue(o.apiVersion, byName(nameOrId)), page_size: PAGE_SIZE }, 'experiments', (x) => nameOf(x) === nameOrId);
+      const hit = await scan(`${api}/experiments`, { ...nsQuery(namespace), filter: filterValue(o.apiVersion, byName(nameOrId)), page_size: PAGE_SIZE }, 'experiments', (x) => nameOf(x) === nameOrId);
       return (hit && idOf('experiment', hit)) ?? notFound('experiment', nameOrId, namespace);
     },
 
@@ -171,7 +171,7 @@ export function kfpClient(o: KfpClientOptions): KfpClient {
         : nsQuery(scope.namespace);
       // The filter does the search; the description is checked again here, so a KFP that ignored
       // the filter costs pages, never a wrong match.
-      const [hit] = await scan(
+      const hit = await scan(
         `${api}/runs`,
         { ...where, filter: filterValue(o.apiVersion, [{ key: 'description', op: 'IS_SUBSTRING', value: marker }]), page_size: PAGE_SIZE },
         'runs',

@@ -17,7 +17,8 @@ import type { AddressInfo } from 'node:net';
  *   not declare → 400 "parameter(s) provided are not required by pipeline", a declared type mismatch
  *   → 400; errors as google.rpc.Status `{code, message}`;
  * - auth: with `tokens`, every call needs `Authorization: Bearer <one of them>` (else 401).
- * Faults for tests: `hangNextCreates(n)` makes the run and never answers; `failNext(n, status)`.
+ * Faults for tests: `hangNextCreates(n)` makes the run and never answers; `failNext(n, status)`;
+ * `ignoreFilters(true)` lists everything, page by page.
  */
 
 export type ParamType = 'STRING' | 'NUMBER_INTEGER' | 'NUMBER_DOUBLE' | 'BOOLEAN' | 'LIST' | 'STRUCT';
@@ -63,7 +64,7 @@ export interface FakeKfpApi {
   addVersion(pipelineId: string, v: { displayName: string; params?: Record<string, ParamType> }): string;
   addExperiment(displayName: string, namespace?: string): string;
   /** A run started outside the trigger (the upstream run of a chain). */
-  addRun(r: { pipelineId: string; versionId: string; displayName?: string; description?: string }): string;
+  addRun(r: { pipelineId: string; versionId: string; displayName?: string; description?: string; experimentId?: string }): string;
   runs(): FakeRun[];
   /** Every Authorization header value seen, in order. */
   authorizations: string[];
@@ -72,6 +73,8 @@ export interface FakeKfpApi {
   setTokens(tokens: string[] | undefined): void;
   hangNextCreates(n: number): void;
   failNext(n: number, status: number): void;
+  /** Answer lists as if `filter` were absent (a KFP that does not filter on a key): callers must page and check. */
+  ignoreFilters(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -197,6 +200,7 @@ export async function startFakeKfpApi(opts: { tokens?: string[] } = {}): Promise
   const requests: string[] = [];
   let tokens = opts.tokens;
   let hang = 0;
+  let filtersIgnored = false;
   let fail: { n: number; status: number } = { n: 0, status: 500 };
   const hanging = new Set<ServerResponse>();
   let clock = Date.UTC(2026, 0, 1);
@@ -261,6 +265,7 @@ export async function startFakeKfpApi(opts: { tokens?: string[] } = {}): Promise
     const keys = (v2 ? KEYS_V2 : KEYS_V1)[kind] as Record<string, string>;
     const byItem = new Map(all.map((x) => [toItem(x), x]));
     const o = listOptions(q, v2, keys, v2 ? `${kind === 'version' ? 'pipeline_version' : kind}_id` : 'id');
+    if (filtersIgnored) o.filter = [];
     const r = page([...byItem.keys()], o);
     return compact({ [field]: r.items.map((i) => render(byItem.get(i) as T)), total_size: r.total || undefined, next_page_token: r.next });
   }
@@ -434,7 +439,7 @@ export async function startFakeKfpApi(opts: { tokens?: string[] } = {}): Promise
       return e.id;
     },
     addRun(r) {
-      return addRunRecord({ displayName: r.displayName ?? 'upstream', description: r.description ?? '', pipelineId: r.pipelineId, versionId: r.versionId, parameters: {}, apiVersion: 'v2beta1' }).id;
+      return addRunRecord({ displayName: r.displayName ?? 'upstream', description: r.description ?? '', pipelineId: r.pipelineId, versionId: r.versionId, parameters: {}, apiVersion: 'v2beta1', ...(r.experimentId ? { experimentId: r.experimentId } : {}) }).id;
     },
     runs: () => [...runs],
     authorizations,
@@ -442,6 +447,7 @@ export async function startFakeKfpApi(opts: { tokens?: string[] } = {}): Promise
     setTokens: (t) => void (tokens = t),
     hangNextCreates: (n) => void (hang = n),
     failNext: (n, status) => void (fail = { n, status }),
+    ignoreFilters: (on) => void (filtersIgnored = on),
     async close() {
       for (const r of hanging) r.destroy();
       server.closeAllConnections();

@@ -2,6 +2,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseOrigin } from '../../../callback/kfp-run/origin.js';
+import { createKfpRunTransport } from '../../../callback/kfp-run/transport.js';
 import { fixedSubscribers, startCallback, type CallbackRuntime } from '../../../callback/runtime.js';
 import { parseSubscribers } from '../../../callback/subscribers/parse.js';
 import type { KfpEvent } from '../../../callback/types.js';
@@ -259,6 +260,33 @@ describe('kfp-run: auth', () => {
     expect(await rt.store.listDeadLetters()).toEqual([]);
     expect(kfp.runs().filter((r) => r.pipelineId === evaluate.pipelineId)).toHaveLength(1);
     expect(new Set(kfp.authorizations)).toEqual(new Set(['Bearer static-secret']));
+  });
+});
+
+describe('kfp-run: finding its own run', () => {
+  it('pages through a listing that was not filtered and matches only its own trigger id', async () => {
+    const kfp = await fakeKfp();
+    const { train, evaluate, experimentId, trainRun } = trainAndEvaluate(kfp);
+    const sub = parseSubscribers({ evaluate: evaluateAfterTrain(kfp.url) }, () => undefined).subscribers[0];
+    if (!sub) throw new Error('no subscriber');
+    const { log } = capturingLogger();
+    const transport = createKfpRunTransport({ log, env: {} });
+    c.push(() => transport.close());
+    const event = trainSucceeded(trainRun);
+    const signal = new AbortController().signal;
+    expect(await transport.deliver(sub, event, signal)).toMatchObject({ ok: true });
+    // 250 runs in the same experiment, some mentioning other triggers: the marker is on one page of three.
+    for (let i = 0; i < 250; i++) kfp.addRun({ pipelineId: train.pipelineId, versionId: train.versionId, experimentId, description: `kfp-notify-origin: trigger=trg_${String(i).padStart(32, '0')}` });
+    kfp.ignoreFilters(true);
+    const before = kfp.requests.length;
+    expect(await transport.deliver(sub, event, signal)).toMatchObject({ ok: true });
+    expect(kfp.runs().filter((r) => r.pipelineId === evaluate.pipelineId)).toHaveLength(1);
+    expect(kfp.requests.slice(before).filter((r) => r === 'GET /apis/v2beta1/runs').length).toBeGreaterThan(0);
+    // Another event is not mistaken for this one: all 252 runs are read, 100 a page, before it creates.
+    const mark = kfp.requests.length;
+    expect(await transport.deliver(sub, trainSucceeded(trainRun, { EventId: 'evt_other' }), signal)).toMatchObject({ ok: true });
+    expect(kfp.requests.slice(mark).filter((r) => r === 'GET /apis/v2beta1/runs')).toHaveLength(3);
+    expect(kfp.runs().filter((r) => r.pipelineId === evaluate.pipelineId)).toHaveLength(2);
   });
 });
 
