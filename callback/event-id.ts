@@ -50,6 +50,8 @@ export interface EventFact {
   workflowUid: string;
   source: KfpEvent['Source'];
   attempt?: string;
+  /** The ScheduledWorkflow that started the run ('' or absent for a one-off run). */
+  recurringRunName?: string;
 }
 
 function messageFor(f: EventFact, argoNodeName: string): string {
@@ -85,5 +87,6 @@ export function buildEvent(f: EventFact): KfpEvent {
     ArgoNodeName: argoNodeName,
     WorkflowUid: f.workflowUid,
     Source: f.source,
+    RecurringRunName: f.recurringRunName ?? '',
   };
 }

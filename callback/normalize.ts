@@ -1,6 +1,7 @@
 import { HOOK_EVENTS, HOOK_FIELDS, CONTRACT_VERSION, RUN_NAME_ANNOTATION, hookedNodeName, type HookEvent, type HookField } from '../common/hook-contract.js';
 import type { EventType, KfpEvent, SnapshotNode, WorkflowSnapshot } from './types.js';
 import { buildEvent, type EventFact } from './event-id.js';
+import { SCHEDULED_WORKFLOW_NAME_LABEL } from '../common/kfp/kfp-meta.js';
 import { MAX_FAILURES_CHARS, decodeFailures, failureSummary } from './messages.js';
 
 /**
@@ -44,6 +45,7 @@ export const FIELD_LIMITS: Readonly<Record<HookField, number>> = {
   duration: 64,
   pipelineName: 512,
   runName: 512,
+  recurringRunName: 253,
 };
 
 const WORKFLOW_STATUSES = ['Succeeded', 'Failed', 'Error'] as const;
@@ -139,7 +141,13 @@ function fact(f: Fields, wf: WorkflowSnapshot | undefined, own: OwnFact): EventF
     runName: clean(f.runName) || (wf?.annotations[RUN_NAME_ANNOTATION] ?? ''),
     workflowUid: uid || (wf?.uid ?? ''),
     source: 'hook',
+    recurringRunName: clean(f.recurringRunName) || recurringRunFromLabels(wf),
   };
+}
+
+/** A hook from an injector older than the recurringRunName field: the Workflow's label, when it was fetched. */
+function recurringRunFromLabels(wf: WorkflowSnapshot | undefined): string {
+  return wf?.labels[SCHEDULED_WORKFLOW_NAME_LABEL] ?? '';
 }
 
 /** NodeName: the KFP display name, else the DAG task, else what Argo shows, else the node name's tail. */

@@ -7,6 +7,7 @@ import type { RetryPolicy, SendResult } from './types.js';
  * Rules (Standard Webhooks, docs/subscribers.md):
  * - 2xx → done. Any other status is a failure; 3xx included (redirects are never followed).
  * - 410 Gone → disable: the receiver says the endpoint is gone for good.
+ * - `permanent` (a transport's verdict: a KFP 400, a trigger loop) → dead at once: retrying cannot help.
  * - 429 / 503 with Retry-After → wait at least what the receiver asked and at least the schedule's
  *   next step, at most the schedule's longest step (our own patience bounds theirs).
  * - everything else (other statuses, timeouts, connection errors) → the schedule's next step ± jitter.
@@ -42,6 +43,7 @@ function succeeded(r: SendResult): boolean {
 export function nextDelay({ attempt, result, policy, rand }: RetryInput): RetryDecision {
   if (succeeded(result)) return { action: 'done' };
   if (result.status === 410) return { action: 'disable' };
+  if (result.permanent) return { action: 'dead' };
   const step = policy.schedule[attempt - 1];
   if (step === undefined || attempt < 1) return { action: 'dead' };
   const jitter = Math.min(Math.max(policy.jitter, 0), 1);

@@ -34,7 +34,9 @@ export function wants(subscriber: Subscriber, event: KfpEvent): boolean {
   if (!passes(subscriber.namespaces, event.Namespace)) return false;
   // pipelines: the pipeline's name. An event whose pipeline is unknown ('') matches only `*`:
   // nothing says it is one of the named pipelines.
-  return passes(subscriber.pipelines, event.PipelineName);
+  if (!passes(subscriber.pipelines, event.PipelineName)) return false;
+  // recurringRuns: the ScheduledWorkflow that started the run; a one-off run ('') matches only `*`.
+  return passes(subscriber.recurringRuns, event.RecurringRunName);
 }
 
 export function route(event: KfpEvent, subscribers: readonly Subscriber[]): Subscriber[] {

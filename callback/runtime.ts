@@ -14,6 +14,7 @@ import { callbackMetrics } from './metrics.js';
 import { standardPolicy } from './retry.js';
 import { createSender } from './sender.js';
 import { createNatsTransport } from './nats/transport.js';
+import { createKfpRunTransport } from './kfp-run/transport.js';
 import { openMemoryStore } from './store/memory.js';
 import { openSqliteStore, type Durability } from './store/sqlite.js';
 import type { DeliveryStore } from './store/types.js';
@@ -158,6 +159,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
   const sender = createSender();
   // No I/O until a nats subscriber's first delivery.
   const nats = createNatsTransport({ log });
+  const kfpRun = createKfpRunTransport({ log });
   const worker = startWorker(
     {
       store,
@@ -166,7 +168,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
       metrics,
       ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
       ...(opts.cluster?.notice ? { onNotice: opts.cluster.notice } : {}),
-      transports: { nats },
+      transports: { nats, 'kfp-run': kfpRun },
     },
     source.current(),
   );
@@ -233,6 +235,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     unsubscribe();
     await sender.close();
     await nats.close();
+    await kfpRun.close();
     await source.close();
     await opts.cluster?.close?.();
     await store.close();

@@ -1,5 +1,5 @@
 import { kfpFlavour, kfpSteps, isStepTemplate, stepDisplayName, type KfpStep } from '../common/kfp/kfp-steps.js';
-import { pipelineNameOf, runIdOf, runNameOf } from '../common/kfp/kfp-meta.js';
+import { pipelineNameOf, recurringRunNameOf, runIdOf, runNameOf } from '../common/kfp/kfp-meta.js';
 import { isRecord, str, type Workflow } from '../common/kfp/workflow-types.js';
 import { buildEvent, type EventFact } from './event-id.js';
 import { failureSummary, type WorkflowFailure } from './messages.js';
@@ -160,6 +160,7 @@ export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): Kf
     runName: runNameOf(wf),
     workflowUid: text(meta.uid),
     source: 'watcher',
+    recurringRunName: recurringRunNameOf(wf),
   };
   const workflowFact = (eventType: EventType, factPhase: string, time: string, message?: string): EventFact => ({
     ...base,

@@ -1,4 +1,5 @@
 import type { NatsTarget } from './nats/config.js';
+import type { KfpRunTarget } from './kfp-run/target.js';
 
 /**
  * The vocabulary of the callback side. Pure modules (normalize, route, retry, formats) and edge
@@ -43,6 +44,8 @@ export interface KfpEvent {
   ArgoNodeName: string;
   WorkflowUid: string;
   Source: 'hook' | 'watcher';
+  /** The KFP recurring run (ScheduledWorkflow) that started this run; '' for a one-off run. */
+  RecurringRunName: string;
 }
 
 export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary' | 'kfp-operator';
@@ -76,6 +79,8 @@ export interface Subscriber {
   eventTypes?: EventType[];
   namespaces?: string[];
   pipelines?: string[];
+  /** Recurring run (ScheduledWorkflow) names, `*` globs; '' (a one-off run) matches only `*`. */
+  recurringRuns?: string[];
   format: PayloadFormat;
   headers: Record<string, string>;
   /** Where the Standard Webhooks signing key(s) come from; resolved into signingKeys at load. */
@@ -85,6 +90,8 @@ export interface Subscriber {
   timeoutMs: number;
   maxConcurrency: number;
   retry: RetryPolicy;
+  /** Type kfp-run: which pipeline to start and how (callback/kfp-run/target.ts). */
+  kfpRun?: KfpRunTarget;
 }
 
 /** What one attempt to deliver one event to one subscriber came to. Never thrown: returned. */
@@ -96,6 +103,8 @@ export interface SendResult {
   retryAfterSeconds?: number;
   /** Transport or timeout error, or a short reason for a non-2xx status. */
   error?: string;
+  /** Retrying cannot help (a KFP 400, a trigger loop): dead-letter at once, with `error` as the reason. */
+  permanent?: boolean;
   durationMs: number;
 }
 
@@ -127,6 +136,7 @@ export const KFP_EVENT_FIELDS = [
   'ArgoNodeName',
   'WorkflowUid',
   'Source',
+  'RecurringRunName',
 ] as const satisfies readonly (keyof KfpEvent)[];
 
 /** One node of a Workflow's status, as far as events need it. */

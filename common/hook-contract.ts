@@ -36,6 +36,7 @@ export const HOOK_FIELDS = [
   'duration', // seconds, as Argo formats {{workflow.duration}} (workflow-exit)
   'pipelineName', // known at admission
   'runName', // the `pipelines.kubeflow.org/run_name` annotation, known at admission
+  'recurringRunName', // the ScheduledWorkflow that started the run ('' for one-off runs), known at admission
 ] as const;
 export type HookField = (typeof HOOK_FIELDS)[number];
 export type HookCallFields = Partial<Record<HookField, string>>;

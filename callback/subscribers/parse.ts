@@ -5,6 +5,7 @@ import { parseSigningSecret } from '../signing.js';
 import { durationMs } from './duration.js';
 import { errorMessage } from '../../common/error-message.js';
 import { NATS_KEYS, applyNatsKeys } from '../nats/config.js';
+import { KFP_RUN_KEYS, parseKfpRunTarget } from '../kfp-run/target.js';
 
 /**
  * ConfigMap `data` → subscribers, in one pure pass. Each key is one subscriber, named by the key:
@@ -25,8 +26,8 @@ const MAX_SCHEDULE_STEPS = 50;
 const MAX_STEP_MS = 7 * 24 * 3_600_000;
 
 const FORMATS: readonly PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary'];
-const TYPES = ['http', 'log', 'nats'] as const;
-const KEYS = ['url', 'type', 'eventTypes', 'namespaces', 'pipelines', 'format', 'headers', 'signingKey', 'timeout', 'maxConcurrency', 'retry', ...NATS_KEYS] as const;
+const TYPES = ['http', 'log', 'nats', 'kfp-run'] as const;
+const KEYS = ['url', 'type', 'eventTypes', 'namespaces', 'pipelines', 'recurringRuns', 'format', 'headers', 'signingKey', 'timeout', 'maxConcurrency', 'retry', ...NATS_KEYS] as const;
 const RETRY_KEYS = ['schedule', 'jitter'] as const;
 /** Headers the format or the signature sets, or the HTTP client owns: a subscriber cannot override them. */
 const RESERVED_HEADERS = /^(content-type|content-length|host|connection|transfer-encoding|webhook-id|webhook-timestamp|webhook-signature|ce-.*)$/i;
@@ -231,15 +232,17 @@ function defaults(name: string): Subscriber {
 
 function fromMapping(name: string, m: Record<string, unknown>, resolve: ResolveSecret, problems: Problems): Subscriber {
   const sub = defaults(name);
+  const kfpRun = m.type === 'kfp-run';
   for (const k of Object.keys(m)) {
-    if (!(KEYS as readonly string[]).includes(k)) problems.push(`unknown key ${show(k)} (allowed: ${KEYS.join(', ')})`);
+    if (kfpRun && (KFP_RUN_KEYS as readonly string[]).includes(k)) continue;
+    if (!(KEYS as readonly string[]).includes(k)) problems.push(`unknown key ${show(k)} (allowed: ${[...KEYS, ...(kfpRun ? KFP_RUN_KEYS : [])].join(', ')})`);
   }
   const typeOk = m.type === undefined || (typeof m.type === 'string' && (TYPES as readonly string[]).includes(m.type));
   if (!typeOk) problems.push(`type must be one of ${TYPES.join(', ')} (got ${show(m.type)})`);
   else if (m.type !== undefined) sub.type = m.type as Subscriber['type'];
   // Which URL rule applies depends on the type; with an unknown type, neither does.
-  if (typeOk && sub.type === 'http') {
-    if (m.url === undefined) problems.push('url is required for type http');
+  if (typeOk && (sub.type === 'http' || sub.type === 'kfp-run')) {
+    if (m.url === undefined) problems.push(`url is required for type ${sub.type}`);
     const url = m.url === undefined ? undefined : checkUrl(m.url, 'url', problems);
     if (url) sub.url = url;
   } else if (typeOk && sub.type !== 'nats' && m.url !== undefined) {
@@ -248,6 +251,12 @@ function fromMapping(name: string, m: Record<string, unknown>, resolve: ResolveS
   if (m.eventTypes !== undefined) sub.eventTypes = eventTypes(m.eventTypes, problems);
   if (m.namespaces !== undefined) sub.namespaces = stringList(m.namespaces, 'namespaces', problems);
   if (m.pipelines !== undefined) sub.pipelines = stringList(m.pipelines, 'pipelines', problems);
+  if (m.recurringRuns !== undefined) sub.recurringRuns = stringList(m.recurringRuns, 'recurringRuns', problems);
+  // type kfp-run: which pipeline to start, with what (callback/kfp-run/target.ts, docs/kfp-trigger.md).
+  if (kfpRun) {
+    const target = parseKfpRunTarget(m, problems);
+    if (target) sub.kfpRun = target;
+  }
   if (m.format !== undefined && sub.type !== 'nats') {
     if (typeof m.format === 'string' && (FORMATS as readonly string[]).includes(m.format)) sub.format = m.format as PayloadFormat;
     else problems.push(`format must be one of ${FORMATS.join(', ')} (got ${show(m.format)})`);

@@ -15,6 +15,25 @@ export function runNameOf(wf: Workflow): string {
   return (isRecord(annotations) ? str(annotations[RUN_NAME_ANNOTATION]) : undefined) ?? '';
 }
 
+/** The label KFP's ScheduledWorkflow controller sets on some versions' Workflows (argo-kfp.md §4.6). */
+export const SCHEDULED_WORKFLOW_NAME_LABEL = 'scheduledworkflows.kubeflow.org/scheduledWorkflowName';
+
+/**
+ * The recurring run (ScheduledWorkflow) that started this run, '' for a one-off run. The ownerReference
+ * of kind ScheduledWorkflow is there at CREATE on every KFP path; the label only on some versions
+ * (1.8-2.4, and 2.17+), so it is the fallback (argo-kfp.md §4.6).
+ */
+export function recurringRunNameOf(wf: Workflow): string {
+  const owners = wf.metadata?.ownerReferences;
+  if (Array.isArray(owners)) {
+    for (const o of owners) {
+      if (isRecord(o) && o.kind === 'ScheduledWorkflow' && str(o.name)) return o.name as string;
+    }
+  }
+  const labels = wf.metadata?.labels;
+  return (isRecord(labels) ? str(labels[SCHEDULED_WORKFLOW_NAME_LABEL]) : undefined) ?? '';
+}
+
 /**
  * v1: the name in the compiler's pipeline_spec annotation. v2: the `--pipeline_name` the compiler
  * passes to its driver and launcher. Otherwise the Workflow's (generate)name.

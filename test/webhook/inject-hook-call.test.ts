@@ -99,6 +99,8 @@ describe('the container notifier (curl), run under sh', () => {
     const wf = inject({}, (input) => {
       const t = input.spec?.templates?.find((x) => x.name === 'create-test-artifact');
       (t?.metadata?.annotations ?? {})['pipelines.kubeflow.org/task_display_name'] = NASTY;
+      // Started by a KFP recurring run: the ScheduledWorkflow owns the Workflow from its creation.
+      if (input.metadata) input.metadata.ownerReferences = [{ apiVersion: 'kubeflow.org/v1beta1', kind: 'ScheduledWorkflow', name: 'nightly-artifacts', uid: 'swf-uid', controller: true }];
     });
     const hook = stepHook(wf);
     // Argo resolves the self-status argument before the hook runs.
@@ -129,6 +131,7 @@ describe('the container notifier (curl), run under sh', () => {
       duration: '',
       pipelineName: 'artifact-streaming-test-v1',
       runName: `nightly ${NASTY}`,
+      recurringRunName: 'nightly-artifacts',
     });
     expect(verifyHookToken([hookKey], bearerToken(call?.headers.authorization), { namespace: DEFAULT_NAMESPACE, kfpRunId: DEFAULT_RUN_ID })).toEqual({ ok: true });
   });

@@ -10,8 +10,8 @@ describe('the notifier template written from its cached text', () => {
 
   it.each(['container', 'http'] as const)('is byte for byte JSON.stringify of the template, in %s mode (property)', (mode) => {
     fc.assert(
-      fc.property(anyText, anyText, anyText, anyText, fc.constantFrom('http://cb:8080/v1/hooks', 'https://cb.example/v1/hooks'), (token, runId, pipelineName, runName, url) => {
-        const x: HookTemplateInput = { mode, url, image: 'curlimages/curl:8.11.1', token, runId, pipelineName, runName };
+      fc.property(anyText, anyText, anyText, anyText, anyText, fc.constantFrom('http://cb:8080/v1/hooks', 'https://cb.example/v1/hooks'), (token, runId, pipelineName, runName, recurringRunName, url) => {
+        const x: HookTemplateInput = { mode, url, image: 'curlimages/curl:8.11.1', token, runId, pipelineName, runName, recurringRunName };
         const template = hookTemplate(x);
         expect(jsonOf(template)).toBe(JSON.stringify(template));
       }),
@@ -19,7 +19,7 @@ describe('the notifier template written from its cached text', () => {
   });
 
   it('serializes afresh when a setting holds the NUL its markers use', () => {
-    const template = hookTemplate({ mode: 'container', url: 'http://cb/v1/hooks', image: 'img\u0000token\u0000', token: 't', runId: 'r', pipelineName: 'p', runName: 'n' });
+    const template = hookTemplate({ mode: 'container', url: 'http://cb/v1/hooks', image: 'img\u0000token\u0000', token: 't', runId: 'r', pipelineName: 'p', runName: 'n', recurringRunName: 's' });
     expect(jsonOf(template)).toBe(JSON.stringify(template));
   });
 });

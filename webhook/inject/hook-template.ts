@@ -15,6 +15,7 @@ export interface HookTemplateInput {
   runId: string;
   pipelineName: string;
   runName: string;
+  recurringRunName: string;
 }
 
 const TOKEN_ENV = 'KFP_NOTIFY_TOKEN';
@@ -64,6 +65,8 @@ function containerEnv(f: HookField, v: RunValues): EnvVar {
       return { name, value: v.pipelineName };
     case 'runName':
       return { name, value: v.runName };
+    case 'recurringRunName':
+      return { name, value: v.recurringRunName };
   }
 }
 
@@ -111,6 +114,8 @@ function httpBodyValue(f: HookField, v: RunValues): string | undefined {
       return v.pipelineName;
     case 'runName':
       return v.runName;
+    case 'recurringRunName':
+      return v.recurringRunName;
   }
 }
 
@@ -142,6 +147,7 @@ interface RunValues {
   runId: string;
   pipelineName: string;
   runName: string;
+  recurringRunName: string;
 }
 
 const runValues = (x: HookTemplateInput): RunValues => ({
@@ -149,6 +155,7 @@ const runValues = (x: HookTemplateInput): RunValues => ({
   runId: literal('http', x.runId),
   pipelineName: literal(x.mode, x.pipelineName),
   runName: literal(x.mode, x.runName),
+  recurringRunName: literal(x.mode, x.recurringRunName),
 });
 
 type Shape = Pick<HookTemplateInput, 'mode' | 'url' | 'image'>;
@@ -212,9 +219,9 @@ function buildTemplate(x: Shape, v: RunValues): Template {
  * which gives the same text because JSON escapes character by character.
  */
 const MARK = (key: keyof RunValues): string => `\u0000${key}\u0000`;
-const MARKS: RunValues = { token: MARK('token'), runId: MARK('runId'), pipelineName: MARK('pipelineName'), runName: MARK('runName') };
+const MARKS: RunValues = { token: MARK('token'), runId: MARK('runId'), pipelineName: MARK('pipelineName'), runName: MARK('runName'), recurringRunName: MARK('recurringRunName') };
 // A marker as JSON.stringify writes it (`\u0000token\u0000`), inside any string value.
-const MARK_IN_JSON = /\\u0000(token|runId|pipelineName|runName)\\u0000/;
+const MARK_IN_JSON = /\\u0000(token|runId|pipelineName|runName|recurringRunName)\\u0000/;
 const cuts = new Map<string, string[]>();
 const MAX_CUTS = 16;
 

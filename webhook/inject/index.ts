@@ -6,7 +6,7 @@ import { chainExitHandler } from './exit-handler.js';
 import { hookCall } from './hook-call.js';
 import { hookTemplate } from './hook-template.js';
 import { kfpFlavour } from '../../common/kfp/kfp-steps.js';
-import { pipelineNameOf, runIdOf, runNameOf } from '../../common/kfp/kfp-meta.js';
+import { pipelineNameOf, recurringRunNameOf, runIdOf, runNameOf } from '../../common/kfp/kfp-meta.js';
 import { EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK } from '../../common/injected-names.js';
 import { addNodeHooks } from './node-hooks.js';
 import { patchText } from './patch-text.js';
@@ -92,6 +92,7 @@ function inject(input: unknown, opts: InjectOptions): InjectResult {
       runId,
       pipelineName: pipelineNameOf(wf),
       runName: runNameOf(wf),
+      recurringRunName: recurringRunNameOf(wf),
     }),
   );
   const exitHandler = chainExitHandler(wf, ctx);

@@ -39,6 +39,7 @@ export function simulatedHookCalls(wf: Rec): Record<string, string>[] {
     workflowUid: text(meta.uid),
     pipelineName: env.HOOK_PIPELINE_NAME ?? '',
     runName: env.HOOK_RUN_NAME ?? '',
+    recurringRunName: env.HOOK_RECURRING_RUN_NAME ?? '',
   };
   const substitute = (value: string, self: { task: string; phase: string } | undefined): string =>
     value

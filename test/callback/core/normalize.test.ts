@@ -35,7 +35,7 @@ describe('normalizeHookCall: workflow-running', () => {
     const e = only(normalizeHookCall({ ...BASE_CALL, event: 'workflow-running', hookNodeName: `${WF}.hooks.kfp-notify-running` }, ctx));
     expect(Object.keys(e)).toEqual([
       'KfpRunId', 'WorkflowName', 'NodeName', 'EventType', 'Message',
-      'EventId', 'Namespace', 'PipelineName', 'RunName', 'Phase', 'Time', 'ArgoNodeName', 'WorkflowUid', 'Source',
+      'EventId', 'Namespace', 'PipelineName', 'RunName', 'Phase', 'Time', 'ArgoNodeName', 'WorkflowUid', 'Source', 'RecurringRunName',
     ]);
     expect(e).toEqual({
       KfpRunId: RUN,
@@ -52,6 +52,7 @@ describe('normalizeHookCall: workflow-running', () => {
       ArgoNodeName: '',
       WorkflowUid: UID,
       Source: 'hook',
+      RecurringRunName: '',
     });
   });
 

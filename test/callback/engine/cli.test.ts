@@ -6,9 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { loadHookKeys } from '../../../common/data-dir.js';
-import { HOOK_PATH } from '../../../common/hook-contract.js';
-import { mintHookToken } from '../../../common/hook-token.js';
+import { postHook as postHookAs } from '../../helpers/post-hook.js';
 import { parseCallbackFlags } from '../../../cli/callback.js';
 import { UsageError } from '../../../cli/io.js';
 import { main } from '../../../cli/main.js';
@@ -54,20 +52,8 @@ async function runInProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ c
   return { code, stdout, stderr };
 }
 
-/** What an injected hook does: POST the form with the token minted from the data dir's hook key. */
-async function postHook(url: string, dataDir: string, fields: Record<string, string> = FIELDS): Promise<{ status: number; body: unknown }> {
-  const [key] = loadHookKeys({ dataDir, create: false });
-  if (!key) throw new Error('no hook key');
-  const res = await request(`${url}${HOOK_PATH}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Bearer ${mintHookToken(key, { namespace: fields.namespace ?? '', kfpRunId: fields.kfpRunId ?? '' })}`,
-    },
-    body: new URLSearchParams(fields).toString(),
-  });
-  return { status: res.statusCode, body: await res.body.json() };
-}
+/** What an injected hook does, with this file's fields unless given. */
+const postHook = (url: string, dataDir: string, fields: Record<string, string> = FIELDS) => postHookAs(url, dataDir, fields);
 
 function writeSubscribers(dir: string, url: string, extra = ''): { subscribers: string; secrets: string; secret: string } {
   const secret = newSigningSecret();
