@@ -85,5 +85,7 @@ export function buildEvent(f: EventFact): KfpEvent {
     ArgoNodeName: argoNodeName,
     WorkflowUid: f.workflowUid,
     Source: f.source,
+    // Filled in at ingest (the one place both sources pass), from --kfp-ui-url.
+    RunUrl: '',
   };
 }

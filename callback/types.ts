@@ -3,6 +3,9 @@
  * modules (store, worker, sender, watcher) all speak in these types.
  */
 
+import type { CompiledTemplate } from './template.js';
+import type { StepFailure } from './failure-summary.js';
+
 export const EVENT_TYPES = [
   'WorkflowRunning',
   'WorkflowSucceeded',
@@ -41,9 +44,15 @@ export interface KfpEvent {
   ArgoNodeName: string;
   WorkflowUid: string;
   Source: 'hook' | 'watcher';
+  /**
+   * The run in the KFP UI (`<kfp ui base>/#/runs/details/<KfpRunId>`), '' when no UI base URL is
+   * configured (--kfp-ui-url). Set once, at ingest, for both sources. Events stored before this field
+   * existed read back without it: read it as `RunUrl ?? ''`.
+   */
+  RunUrl: string;
 }
 
-export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary';
+export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary' | 'slack' | 'teams' | 'github' | 'template';
 
 export interface RetryPolicy {
   /** Seconds to wait before attempt 2, 3, ...; its length + 1 is the number of attempts. */
@@ -73,6 +82,10 @@ export interface Subscriber {
   namespaces?: string[];
   pipelines?: string[];
   format: PayloadFormat;
+  /** Format `template`: the admin's body template, compiled when the config was read. */
+  template?: CompiledTemplate;
+  /** Format `template`: the body's Content-Type (default application/json). */
+  contentType?: string;
   headers: Record<string, string>;
   /** Where the Standard Webhooks signing key(s) come from; resolved into signingKeys at load. */
   signingKeyRef?: SecretRef;
@@ -123,6 +136,7 @@ export const KFP_EVENT_FIELDS = [
   'ArgoNodeName',
   'WorkflowUid',
   'Source',
+  'RunUrl',
 ] as const satisfies readonly (keyof KfpEvent)[];
 
 /** One node of a Workflow's status, as far as events need it. */
@@ -151,6 +165,8 @@ export interface WorkflowSnapshot {
   labels: Record<string, string>;
   /** KFP "Terminate" (spec.activeDeadlineSeconds: 0) or spec.shutdown set. */
   terminated: boolean;
+  /** The failed KFP steps, named as the KFP UI names them, each with its error (failure-summary.ts). */
+  failedSteps?: StepFailure[];
 }
 
 /**

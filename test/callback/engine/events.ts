@@ -23,6 +23,7 @@ export function makeEvent(over: Partial<KfpEvent> & { seq?: number } = {}): KfpE
     ArgoNodeName: node,
     WorkflowUid: `uid-${seq}`,
     Source: 'hook',
+    RunUrl: '',
     ...rest,
   };
 }
