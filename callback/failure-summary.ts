@@ -1,5 +1,6 @@
 import { isStepTemplate, kfpSteps, type KfpStep } from '../common/kfp/kfp-steps.js';
 import { isRecord, type Workflow } from '../common/kfp/workflow-types.js';
+import { EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK } from '../common/injected-names.js';
 import { PROPAGATED_FAILURE, joinFailureLines, type WorkflowFailure } from './messages.js';
 
 /**
@@ -45,6 +46,8 @@ const RETRIES_EXHAUSTED = /^No more retries left$/;
 const V2_DRIVER = /(^|-)system-container-driver$/;
 const V2_EXECUTOR = /(^|-)system-container-executor$/;
 const V2_IMPL = /(^|-)system-container-impl$/;
+/** Templates the injector adds: a failed hook is ours to log, never a failed step of the user's. */
+const OUR_TEMPLATES = new Set([EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK]);
 
 function nodesOf(wf: Record<string, unknown>): Node[] {
   const status = isRecord(wf.status) ? wf.status : {};
@@ -111,7 +114,7 @@ export function failedSteps(workflow: unknown): StepFailure[] {
   const tries = new Set(nodes.filter((n) => n.type === 'Retry').flatMap((n) => n.children));
   const out: StepFailure[] = [];
   for (const n of nodes) {
-    if (!isFailed(n) || tries.has(n.id) || n.type === 'TaskGroup' || n.type === 'StepGroup') continue;
+    if (!isFailed(n) || tries.has(n.id) || n.type === 'TaskGroup' || n.type === 'StepGroup' || OUR_TEMPLATES.has(n.templateName)) continue;
     const boundary = byId.get(n.boundaryID)?.templateName;
     const task = taskNameOf(n.displayName);
     if (V2_DRIVER.test(n.templateName) && task.endsWith('-driver')) {

@@ -63,12 +63,12 @@ export function failureText(e: KfpEvent): FailureText | undefined {
   return { step: e.NodeName, error };
 }
 
-/** The facts beside the headline, label → value, empty values left out. */
+/** The facts beside the headline, label → value, empty values left out (a failed step is named with its error instead). */
 export function facts(e: KfpEvent): [label: string, value: string][] {
   const all: [string, string][] = [
     ['Pipeline', e.PipelineName],
     ['Namespace', e.Namespace],
-    ['Step', e.NodeName],
+    ['Step', e.EventType === 'WorkflowNodeFailed' ? '' : e.NodeName],
     ['Run ID', e.KfpRunId],
     ['Time', e.Time],
   ];

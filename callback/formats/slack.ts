@@ -81,7 +81,8 @@ export function slackMessage(e: KfpEvent): SlackMessage {
   }
   // The fallback: what a notification (and Mattermost) shows. A link in Slack's `<url|label>` form.
   const link = runUrl !== '' ? ` <${runUrl}|${OPEN_RUN}>` : '';
-  const detail = failure ? `: ${failure.step ? `${failure.step}: ` : ''}${failure.error}` : '';
+  // The headline names a failed step already; a run failure's error names its steps.
+  const detail = failure ? `: ${failure.error}` : '';
   const text = `${escapedWithin(`${title}${detail}`, SLACK_LIMITS.fallbackText - link.length)}${link}`;
   return { text, blocks };
 }

@@ -5,7 +5,7 @@ import { buildEvent } from '../../../callback/event-id.js';
 import { formatDelivery } from '../../../callback/formats/index.js';
 import { parseSubscribers } from '../../../callback/subscribers/parse.js';
 import type { PayloadFormat } from '../../../callback/types.js';
-import { EXAMPLE_FACTS } from './sample.js';
+import { EXAMPLE_FACTS, exampleEvent } from './sample.js';
 
 const docs = (name: string): string => readFileSync(new URL(`../../../docs/${name}`, import.meta.url), 'utf8');
 
@@ -26,7 +26,7 @@ describe('docs/events.md shows exactly what is sent', () => {
     const [format, eventType] = block.label as [PayloadFormat, string];
     const fact = EXAMPLE_FACTS.find((f) => f.eventType === eventType);
     if (!fact) throw new Error(`no example fact for ${eventType}`);
-    const sent = formatDelivery(buildEvent(fact), { format });
+    const sent = formatDelivery(exampleEvent(fact), { format });
     if (format === 'cloudevents-binary') {
       const [head, body] = block.body.split('\n\n') as [string, string];
       const headers = Object.fromEntries(head.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
