@@ -35,7 +35,7 @@ describe('json', () => {
     const shuffled = Object.fromEntries(Object.entries(e).reverse()) as unknown as KfpEvent;
     const d = formatDelivery(shuffled, { format: 'json' });
     expect(d.headers).toEqual({ 'content-type': 'application/json' });
-    expect(d.body.startsWith(`{"KfpRunId":"${RUN}","WorkflowName":"${WF}","NodeName":"save","EventType":"WorkflowNodeFailed","Message":"Failed node ${WF}.exit-handler-1.save: Error (exit code 1)","EventId":"evt_`)).toBe(true);
+    expect(d.body.startsWith(`{"KfpRunId":"${RUN}","WorkflowName":"${WF}","NodeName":"save","EventType":"WorkflowNodeFailed","Message":"Failed node ${WF}.exit-handler-1.save: save: Error (exit code 1)","EventId":"evt_`)).toBe(true);
     expect(JSON.parse(d.body)).toEqual(e);
   });
 });
