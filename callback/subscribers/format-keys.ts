@@ -17,7 +17,7 @@ import type { Subscriber } from '../types.js';
 const CONTENT_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+=("[^"\r\n]*"|[!#$%&'*+.^_`|~0-9A-Za-z-]+))*$/;
 
 export function checkFormatKeys(sub: Subscriber, m: Readonly<Record<string, unknown>>, problems: string[]): Pick<Subscriber, 'template' | 'contentType'> {
-  if (sub.format === 'github') checkGithub(sub, problems);
+  if (sub.format === 'github') checkGithub(sub, m.headers, problems);
   if (sub.format !== 'template') {
     for (const k of ['template', 'contentType'] as const) if (m[k] !== undefined) problems.push(`${k} is only used by format template`);
     return {};
@@ -39,7 +39,7 @@ export function checkFormatKeys(sub: Subscriber, m: Readonly<Record<string, unkn
   return { template: compiled.template, contentType };
 }
 
-function checkGithub(sub: Subscriber, problems: string[]): void {
+function checkGithub(sub: Subscriber, headers: unknown, problems: string[]): void {
   if (sub.url !== undefined) {
     let path = '';
     try {
@@ -51,7 +51,9 @@ function checkGithub(sub: Subscriber, problems: string[]): void {
       problems.push('format github needs a repository_dispatch url: https://api.github.com/repos/OWNER/REPO/dispatches, or https://HOST/api/v3/repos/OWNER/REPO/dispatches on GitHub Enterprise Server');
     }
   }
-  if (sub.headers.authorization === undefined) {
+  // A header given but unresolved (a missing Secret key) is reported by parse.ts already.
+  const given = typeof headers === 'object' && headers !== null && Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
+  if (!given) {
     problems.push('format github needs headers.Authorization: "Bearer <token>", from a Secret ({ secretKeyRef: { name, key } })');
   }
 }

@@ -45,6 +45,7 @@ describe('docs/subscribers.md examples parse as documented', () => {
     'kfp-notify-subscribers/ops-signing': `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
     'kfp-notify-subscribers/ci-signing': `whsec_${Buffer.alloc(32, 8).toString('base64')} whsec_${Buffer.alloc(32, 9).toString('base64')}`,
     'kfp-notify-subscribers/teams-token': 'Bearer abc',
+    'kfp-notify-subscribers/github-token': 'Bearer github_pat_example',
   };
 
   it.each(blocks.filter((b) => b.label[0] === 'configmap').map((b) => [b.label.slice(1).join(' '), b] as const))('%s', (_label, block) => {
