@@ -72,6 +72,16 @@ function nodesOf(wf: Record<string, unknown>): Node[] {
   });
 }
 
+/** The watcher calls this for every Workflow it sees: most have nothing failed, and pay one scan, no copies. */
+function anyFailed(wf: Record<string, unknown>): boolean {
+  const nodes = isRecord(wf.status) && isRecord(wf.status.nodes) ? wf.status.nodes : {};
+  for (const k in nodes) {
+    const n = nodes[k];
+    if (isRecord(n) && (n.phase === 'Failed' || n.phase === 'Error')) return true;
+  }
+  return false;
+}
+
 /** A message that says what went wrong, rather than that a child did. */
 function specific(message: string): boolean {
   return message !== '' && !PROPAGATED_FAILURE.test(message) && !RETRIES_EXHAUSTED.test(message);
@@ -105,9 +115,8 @@ function findStep(steps: readonly KfpStep[], task: string, template: string | un
  * anything that is not a Workflow or has no failed step.
  */
 export function failedSteps(workflow: unknown): StepFailure[] {
-  if (!isRecord(workflow)) return [];
+  if (!isRecord(workflow) || !anyFailed(workflow)) return [];
   const nodes = nodesOf(workflow);
-  if (!nodes.some(isFailed)) return [];
   const wf = workflow as Workflow;
   const steps = kfpSteps(wf);
   const byId = new Map(nodes.map((n) => [n.id, n]));
