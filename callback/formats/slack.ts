@@ -30,8 +30,10 @@ export const SLACK_LIMITS = {
 const EMOJI: Readonly<Record<Tone, string>> = { good: ':white_check_mark:', bad: ':x:', neutral: ':arrow_forward:' };
 
 /** Slack's control characters, escaped as its formatting reference says (and nothing else). */
+const ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+
 export function slackEscape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return /[&<>]/.test(text) ? text.replace(/[&<>]/g, (c) => ENTITIES[c] ?? c) : text;
 }
 
 /** Escapes, then cuts to `max` characters of the escaped text without splitting an entity. */
