@@ -31,12 +31,31 @@ export function checkFormatKeys(sub: Subscriber, m: Readonly<Record<string, unkn
     problems.push('template is required for format template: the request body, with {{ Field }} for the event\'s fields (docs/subscribers.md)');
     return { contentType };
   }
-  const compiled = compileTemplate(m.template, escapeForContentType(contentType), SAMPLE_SCOPE);
+  const compiled = compiledOnce(m.template, escapeForContentType(contentType));
   if (!compiled.ok) {
     problems.push(`template: ${compiled.error}`);
     return { contentType };
   }
   return { template: compiled.template, contentType };
+}
+
+/**
+ * Compiled templates by escape and source. A config reload re-parses every entry; handing back the
+ * same compiled object for the same text keeps an unchanged subscriber deep-equal to its last
+ * version (config-watch.ts compares them), so an unrelated edit does not look like a change to it.
+ */
+const compiledCache = new Map<string, ReturnType<typeof compileTemplate>>();
+const MAX_CACHED_TEMPLATES = 256;
+
+function compiledOnce(source: string, escape: ReturnType<typeof escapeForContentType>): ReturnType<typeof compileTemplate> {
+  const key = `${escape}\n${source}`;
+  let hit = compiledCache.get(key);
+  if (!hit) {
+    hit = compileTemplate(source, escape, SAMPLE_SCOPE);
+    if (compiledCache.size >= MAX_CACHED_TEMPLATES) compiledCache.clear();
+    compiledCache.set(key, hit);
+  }
+  return hit;
 }
 
 function checkGithub(sub: Subscriber, headers: unknown, problems: string[]): void {

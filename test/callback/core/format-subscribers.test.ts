@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseSubscribers, type ResolveSecret } from '../../../callback/subscribers/parse.js';
 import type { Subscriber } from '../../../callback/types.js';
@@ -74,5 +75,14 @@ describe('format keys in the ConfigMap', () => {
     expect(parse({ x: { url: 'https://x.example/y', format: 'discord' } }).errors).toEqual([
       `subscriber "x": format must be one of json, cloudevents-structured, cloudevents-binary, slack, teams, github, template (got 'discord')`,
     ]);
+  });
+});
+
+describe('a config reload', () => {
+  it('re-parsing an unchanged template entry gives a deep-equal subscriber (config-watch.ts compares them to spot changes)', () => {
+    const data = { pd: { url: 'https://x.example/y', format: 'template', template: '{"s":"{{ Message }}"}' } };
+    expect(isDeepStrictEqual(parse(data).subscribers, parse(data).subscribers)).toBe(true);
+    const edited = { pd: { ...data.pd, template: '{"s":"{{ RunName }}"}' } };
+    expect(isDeepStrictEqual(parse(data).subscribers, parse(edited).subscribers)).toBe(false);
   });
 });
