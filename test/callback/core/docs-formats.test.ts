@@ -139,3 +139,13 @@ describe('Google Chat incoming webhook: what the documented template renders is 
     else expect(b.text).not.toContain('<http');
   });
 });
+
+describe('Slack Workflow Builder: what the documented template renders is flat string variables', () => {
+  // slackapi/slack-github-action: "the payload variables are flattened with stringified values"
+  it.each(cases)('%s (RunUrl set: %s)', (type, linked) => {
+    const b = render('slack-workflow', hostile(type, linked));
+    expect(Object.keys(b).sort()).toEqual(['event', 'link', 'message', 'run']);
+    for (const v of Object.values(b)) expect(typeof v).toBe('string');
+    expect(b.message).toBe(HOSTILE.slice(0, 4096));
+  });
+});
