@@ -88,5 +88,7 @@ export function buildEvent(f: EventFact): KfpEvent {
     WorkflowUid: f.workflowUid,
     Source: f.source,
     RecurringRunName: f.recurringRunName ?? '',
+    // Filled in at ingest (the one place both sources pass), from --kfp-ui-url.
+    RunUrl: '',
   };
 }

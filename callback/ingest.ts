@@ -2,6 +2,7 @@ import type { CallbackMetrics } from './metrics.js';
 import { route } from './route.js';
 import type { DeliveryStore } from './store/types.js';
 import type { KfpEvent, Subscriber } from './types.js';
+import { runUrl } from './run-url.js';
 
 /**
  * Accept → persist → enqueue, for both sources (hook calls and the status watcher): route each event
@@ -26,6 +27,8 @@ export interface IngestDeps {
   onQueued?: (subscribers: Set<string>) => void;
   metrics?: CallbackMetrics;
   now?: () => number;
+  /** The KFP UI base (--kfp-ui-url, checked by parseKfpUiUrl): every event gets its RunUrl here, whichever source it came from. */
+  kfpUiUrl?: string;
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
@@ -33,7 +36,8 @@ export function createIngest(deps: IngestDeps): Ingest {
   return async (events) => {
     if (events.length === 0) return { eventIds: [], duplicates: [] };
     const subscribers = deps.subscribers();
-    const items = events.map((event) => ({ event, subscribers: route(event, subscribers).map((s) => s.name) }));
+    const linked = deps.kfpUiUrl ? events.map((e) => ({ ...e, RunUrl: runUrl(deps.kfpUiUrl, e.KfpRunId) })) : events;
+    const items = linked.map((event) => ({ event, subscribers: route(event, subscribers).map((s) => s.name) }));
     const results = await deps.store.accept(items, now());
     const queued = new Set<string>();
     const duplicates: string[] = [];

@@ -12,8 +12,15 @@ export const MAX_MESSAGE_CHARS = 4096;
 /** How many failed steps a workflow failure summary names before it says "and N more". */
 const MAX_SUMMARY_FAILURES = 5;
 
+/**
+ * Cuts text to at most `max` characters (UTF-16 units) with an ellipsis (…) as the last one; a cut
+ * never splits a surrogate pair. Also what the chat formats use to meet each service's field limits.
+ */
 export function truncate(text: string, max = MAX_MESSAGE_CHARS): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  if (text.length <= max) return text;
+  let cut = text.slice(0, Math.max(0, max - 1));
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
 
 /** Argo's node event wording: `<Phase> node <argo node name>[: <message>]`. */
@@ -142,6 +149,9 @@ export function goUnquote(literal: string): string | undefined {
   return Buffer.from(bytes).toString('utf8');
 }
 
+/** Argo's words on a DAG or retry parent whose child failed: propagation noise, not a cause. */
+export const PROPAGATED_FAILURE = /^child '.*' (failed|errored)$/;
+
 /**
  * A short, human summary of what failed, for a WorkflowFailed Message: the failed steps and their
  * messages, most specific first. Argo lists every failed node, DAG and retry parents included, and
@@ -149,18 +159,16 @@ export function goUnquote(literal: string): string | undefined {
  */
 export function failureSummary(failures: readonly WorkflowFailure[]): string | undefined {
   const described = failures.filter((f) => f.message !== '');
-  const specific = described.filter((f) => !/^child '.*' (failed|errored)$/.test(f.message));
+  const specific = described.filter((f) => !PROPAGATED_FAILURE.test(f.message));
   const chosen = specific.length > 0 ? specific : described;
-  const seen = new Set<string>();
-  const lines: string[] = [];
-  for (const f of chosen) {
-    const line = `${f.displayName || f.podName || f.templateName || 'step'}: ${f.message}`;
-    if (seen.has(line)) continue;
-    seen.add(line);
-    lines.push(line);
-  }
-  if (lines.length === 0) return undefined;
-  const shown = lines.slice(0, MAX_SUMMARY_FAILURES);
-  const more = lines.length - shown.length;
+  return joinFailureLines(chosen.map((f) => `${f.displayName || f.podName || f.templateName || 'step'}: ${f.message}`));
+}
+
+/** Failure lines joined with `; `, duplicates dropped, at most five named before "and N more"; undefined when none. */
+export function joinFailureLines(lines: readonly string[]): string | undefined {
+  const unique = [...new Set(lines)];
+  if (unique.length === 0) return undefined;
+  const shown = unique.slice(0, MAX_SUMMARY_FAILURES);
+  const more = unique.length - shown.length;
   return truncate(more > 0 ? `${shown.join('; ')}; and ${more} more` : shown.join('; '));
 }

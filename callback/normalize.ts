@@ -3,6 +3,7 @@ import type { EventType, KfpEvent, SnapshotNode, WorkflowSnapshot } from './type
 import { buildEvent, type EventFact } from './event-id.js';
 import { SCHEDULED_WORKFLOW_NAME_LABEL } from '../common/kfp/kfp-meta.js';
 import { MAX_FAILURES_CHARS, decodeFailures, failureSummary } from './messages.js';
+import { failedSteps, failuresListMessage, runFailureMessage, stepFailureDetail } from './failure-summary.js';
 
 /**
  * Hook call → events. Pure: the edge (ingest) authenticates the call, may fetch the Workflow when
@@ -191,13 +192,15 @@ function nodeExit(f: Fields, ctx: HookContext, wf: WorkflowSnapshot | undefined)
   const { phase } = resolved;
   if (phase === 'Skipped' || phase === 'Omitted') return { ok: true, events: [] };
   const node = wf?.nodes[argoNodeName];
+  const nodeDisplayName = displayNameOf(f, argoNodeName, node);
   const event = buildEvent(
     fact(f, wf, {
       eventType: nodeEventType(phase),
       argoNodeName,
-      nodeDisplayName: displayNameOf(f, argoNodeName, node),
+      nodeDisplayName,
       phase,
-      message: phase === 'Succeeded' ? undefined : node?.message,
+      // The step as the KFP UI names it, with the error found under it (failure-summary.ts).
+      message: phase === 'Succeeded' ? undefined : stepFailureDetail(wf?.failedSteps, argoNodeName, nodeDisplayName, { message: node?.message, phase }),
       time: node?.finishedAt || ctx.receivedAt,
     }),
   );
@@ -238,14 +241,15 @@ function workflowExit(f: Fields, ctx: HookContext, wf: WorkflowSnapshot | undefi
 
   if (hasExitStep && exitNodeName && exitPhase && exitPhase !== 'Skipped' && exitPhase !== 'Omitted') {
     const node = wf?.nodes[exitNodeName];
+    const nodeDisplayName = displayNameOf(f, exitNodeName, node);
     events.push(
       buildEvent(
         fact(f, wf, {
           eventType: nodeEventType(exitPhase),
           argoNodeName: exitNodeName,
-          nodeDisplayName: displayNameOf(f, exitNodeName, node),
+          nodeDisplayName,
           phase: exitPhase,
-          message: exitFailed ? node?.message : undefined,
+          message: exitFailed ? stepFailureDetail(wf?.failedSteps, exitNodeName, nodeDisplayName, { message: node?.message, phase: exitPhase }) : undefined,
           time: node?.finishedAt || ctx.receivedAt,
         }),
       ),
@@ -262,12 +266,18 @@ function workflowExit(f: Fields, ctx: HookContext, wf: WorkflowSnapshot | undefi
         argoNodeName: '',
         nodeDisplayName: '',
         phase,
-        message: succeeded ? undefined : failureSummary(decodeFailures(f.failures)) || wf?.message || exitDetail,
+        // Named as the KFP UI names the steps: from the Workflow when fetched, else from Argo's failures list.
+        message: succeeded ? undefined : runFailureMessage(wf?.failedSteps) || runFailureFromList(f.failures) || wf?.message || exitDetail,
         time: ctx.receivedAt,
       }),
     ),
   );
   return { ok: true, events };
+}
+
+function runFailureFromList(raw: string): string | undefined {
+  const failures = decodeFailures(raw);
+  return failuresListMessage(failures) || failureSummary(failures);
 }
 
 /** Hook call fields (form or JSON) → the events they report, or a 400/422 with a reason to fix the caller. */
@@ -352,5 +362,7 @@ export function toWorkflowSnapshot(workflow: unknown): WorkflowSnapshot | undefi
   if (str(metadata.uid)) snapshot.uid = str(metadata.uid);
   if (str(status.phase)) snapshot.phase = str(status.phase);
   if (str(status.message)) snapshot.message = str(status.message);
+  const failed = failedSteps(wf);
+  if (failed.length > 0) snapshot.failedSteps = failed;
   return snapshot;
 }

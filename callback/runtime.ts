@@ -77,6 +77,8 @@ export interface CallbackOptions {
   maxStoreBytes?: number;
   /** When a hook call's 202 is sent (default 'fsync': after the WAL's fdatasync); see store/sqlite.ts. */
   durability?: Durability;
+  /** The KFP UI base URL (parseKfpUiUrl): events carry RunUrl; without it RunUrl is ''. */
+  kfpUiUrl?: string;
 }
 
 export interface CallbackRuntime {
@@ -179,7 +181,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     subscribers: source.current().map((s) => s.name),
   }));
 
-  const ingest = createIngest({ store, subscribers: () => source.current(), onQueued: (names) => worker.notify(names), metrics });
+  const ingest = createIngest({ store, subscribers: () => source.current(), onQueued: (names) => worker.notify(names), metrics, ...(opts.kfpUiUrl ? { kfpUiUrl: opts.kfpUiUrl } : {}) });
   const app = buildApp({
     log,
     hookKeys,

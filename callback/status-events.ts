@@ -2,7 +2,7 @@ import { kfpFlavour, kfpSteps, isStepTemplate, stepDisplayName, type KfpStep } f
 import { pipelineNameOf, recurringRunNameOf, runIdOf, runNameOf } from '../common/kfp/kfp-meta.js';
 import { isRecord, str, type Workflow } from '../common/kfp/workflow-types.js';
 import { buildEvent, type EventFact } from './event-id.js';
-import { failureSummary, type WorkflowFailure } from './messages.js';
+import { failedSteps, runFailureMessage, stepFailureDetail } from './failure-summary.js';
 import type { EventType, KfpEvent } from './types.js';
 
 /**
@@ -99,13 +99,6 @@ function taskNameOf(displayName: string): string {
   return i < 0 ? displayName : displayName.slice(0, i);
 }
 
-/** What Argo's `{{workflow.failures}}` would list, so the watcher words a failure as the exit hook does. */
-function failuresOf(nodes: readonly ArgoNode[]): WorkflowFailure[] {
-  return nodes
-    .filter((n) => n.phase === 'Failed' || n.phase === 'Error')
-    .map((n) => ({ displayName: n.displayName, message: n.message, templateName: n.templateName, phase: n.phase, podName: '', finishedAt: n.finishedAt }));
-}
-
 /**
  * A Workflow the webhook never saw runs a KFP v1 exit op as the node `<wf>.onExit` itself (injected,
  * that node is our wrapper and the op runs as its `user-exit` task). It is a step all the same.
@@ -182,20 +175,22 @@ export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): Kf
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const retryTries = new Set(nodes.filter((n) => n.type === 'Retry').flatMap((n) => n.children));
   const steps = kfpSteps(wf);
+  const failed = failedSteps(wf);
   const ownNodes = nodes.filter((n) => !isOwnHookNode(n, wf, workflowName));
   const nodeEvents = ownNodes
     .filter((n) => NODE_EVENT[n.phase] !== undefined)
     .flatMap((n) => {
       const step = stepOf(n, byId, retryTries, steps, wf);
       if (!step) return [];
+      const displayName = step.displayName || step.taskName;
       const fact: EventFact = {
         ...base,
         eventType: NODE_EVENT[n.phase] as EventType,
         argoNodeName: n.name,
-        nodeDisplayName: step.displayName || step.taskName,
+        nodeDisplayName: displayName,
         phase: n.phase,
-        // As the hook path words it: a step's own message only when it did not succeed.
-        message: n.phase === 'Succeeded' ? undefined : n.message || undefined,
+        // As the hook path words it (failure-summary.ts): only when the step did not succeed.
+        message: n.phase === 'Succeeded' ? undefined : stepFailureDetail(failed, n.name, displayName, n),
         time: n.finishedAt || text(status.finishedAt) || opts.now,
       };
       return [{ at: fact.time as string, event: buildEvent(fact) }];
@@ -208,7 +203,7 @@ export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): Kf
     const time = text(status.finishedAt);
     if (phase === 'Succeeded') events.push(buildEvent(workflowFact('WorkflowSucceeded', phase, time)));
     else {
-      const message = failureSummary(failuresOf(ownNodes)) || text(status.message) || undefined;
+      const message = runFailureMessage(failed) || text(status.message) || undefined;
       events.push(buildEvent(workflowFact('WorkflowFailed', isTerminated(wf) ? 'Terminated' : phase, time, message)));
     }
   }

@@ -35,7 +35,8 @@ export interface CompiledTemplate {
 /** Longest template source accepted (bytes of text); a body template is a page, not a program. */
 export const MAX_TEMPLATE_LENGTH = 64 * 1024;
 /** Per render: wall-clock budget (ms) and memory budget (LiquidJS's own accounting, in units of string length). */
-const RENDER_LIMIT_MS = 100;
+// Generous: it is a runaway guard, not a budget (a loaded 2-core node took >100 ms for a normal body once).
+const RENDER_LIMIT_MS = 1_000;
 const MEMORY_LIMIT = 10_000_000;
 
 /** The inside of a JSON string: JSON.stringify escapes quotes, backslashes, control characters and lone surrogates. */

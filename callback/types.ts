@@ -6,6 +6,9 @@ import type { KfpRunTarget } from './kfp-run/target.js';
  * modules (store, worker, sender, watcher) all speak in these types.
  */
 
+import type { CompiledTemplate } from './template.js';
+import type { StepFailure } from './failure-summary.js';
+
 export const EVENT_TYPES = [
   'WorkflowRunning',
   'WorkflowSucceeded',
@@ -46,9 +49,15 @@ export interface KfpEvent {
   Source: 'hook' | 'watcher';
   /** The KFP recurring run (ScheduledWorkflow) that started this run; '' for a one-off run. */
   RecurringRunName: string;
+  /**
+   * The run in the KFP UI (`<kfp ui base>/#/runs/details/<KfpRunId>`), '' when no UI base URL is
+   * configured (--kfp-ui-url). Set once, at ingest, for both sources. Events stored before this field
+   * existed read back without it: read it as `RunUrl ?? ''`.
+   */
+  RunUrl: string;
 }
 
-export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary' | 'kfp-operator';
+export type PayloadFormat = 'json' | 'cloudevents-structured' | 'cloudevents-binary' | 'kfp-operator' | 'slack' | 'teams' | 'github' | 'template';
 
 export interface RetryPolicy {
   /** Seconds to wait before attempt 2, 3, ...; its length + 1 is the number of attempts. */
@@ -82,6 +91,10 @@ export interface Subscriber {
   /** Recurring run (ScheduledWorkflow) names, `*` globs; '' (a one-off run) matches only `*`. */
   recurringRuns?: string[];
   format: PayloadFormat;
+  /** Format `template`: the admin's body template, compiled when the config was read. */
+  template?: CompiledTemplate;
+  /** Format `template`: the body's Content-Type (default application/json). */
+  contentType?: string;
   headers: Record<string, string>;
   /** Where the Standard Webhooks signing key(s) come from; resolved into signingKeys at load. */
   signingKeyRef?: SecretRef;
@@ -137,6 +150,7 @@ export const KFP_EVENT_FIELDS = [
   'WorkflowUid',
   'Source',
   'RecurringRunName',
+  'RunUrl',
 ] as const satisfies readonly (keyof KfpEvent)[];
 
 /** One node of a Workflow's status, as far as events need it. */
@@ -165,6 +179,8 @@ export interface WorkflowSnapshot {
   labels: Record<string, string>;
   /** KFP "Terminate" (spec.activeDeadlineSeconds: 0) or spec.shutdown set. */
   terminated: boolean;
+  /** The failed KFP steps, named as the KFP UI names them, each with its error (failure-summary.ts). */
+  failedSteps?: StepFailure[];
 }
 
 /**

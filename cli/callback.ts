@@ -10,6 +10,7 @@ import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
+import { parseKfpUiUrl } from '../callback/run-url.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
@@ -34,6 +35,8 @@ Options:
   --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
   --subscribers-configmap NAME read subscribers from this ConfigMap (watched) instead of a file
   --namespace NS               namespace of that ConfigMap (default $POD_NAMESPACE, the pod's, or the kubeconfig context's)
+  --kfp-ui-url URL             the KFP UI's base URL (e.g. https://kubeflow.example.com/pipeline, or $KFP_NOTIFY_KFP_UI_URL):
+                               every event gets RunUrl <URL>/#/runs/details/<run id>, and chat formats link to it
   --log-level L                trace, debug, info, warn, error (default info)
   -h, --help                   show this help
 `;
@@ -54,6 +57,7 @@ export interface CallbackFlags {
   watchGraceMs: number;
   configMap?: string;
   namespace?: string;
+  kfpUiUrl?: string;
   logLevel: string;
 }
 
@@ -76,6 +80,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
       'watch-grace': { type: 'string', default: '60s' },
       'subscribers-configmap': { type: 'string' },
       namespace: { type: 'string' },
+      'kfp-ui-url': { type: 'string', default: env.KFP_NOTIFY_KFP_UI_URL || undefined },
       'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -105,6 +110,8 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
     throw new UsageError('--subscribers-configmap and --namespace need the cluster; drop --no-cluster');
   }
+  const kfpUi = v['kfp-ui-url'] ? parseKfpUiUrl(v['kfp-ui-url']) : undefined;
+  if (kfpUi && !kfpUi.ok) throw new UsageError(`--kfp-ui-url: ${kfpUi.error}`);
   return {
     port,
     host: v.host,
@@ -121,6 +128,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     watchGraceMs,
     ...(v['subscribers-configmap'] ? { configMap: v['subscribers-configmap'] } : {}),
     ...(v.namespace ? { namespace: v.namespace } : {}),
+    ...(kfpUi?.ok ? { kfpUiUrl: kfpUi.base } : {}),
     logLevel: v['log-level'],
   };
 }
@@ -213,6 +221,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
       retryScale: flags.retryScale,
       durability: flags.durability,
+      ...(flags.kfpUiUrl ? { kfpUiUrl: flags.kfpUiUrl } : {}),
     });
   } catch (err) {
     await subscribers?.close();

@@ -111,6 +111,9 @@ function describe(r: Received, secret: string): { subscriber: string; event: Rec
     const data = (parsed.data ?? {}) as Record<string, unknown>;
     return { subscriber, event: { EventType: parsed.type, NodeName: '', Message: `status ${String(data.status)}` }, note: 'CloudEvents structured' };
   }
+  if (subscriber === 'slack-channel' || subscriber === 'teams-channel') {
+    return { subscriber, event: { EventType: chatHeadline(parsed), NodeName: '' }, note: subscriber === 'slack-channel' ? 'Slack Block Kit' : 'Teams Adaptive Card' };
+  }
   if (subscriber === 'team-webhook') {
     const signed = verify({ headers: r.headers as Record<string, string>, body: r.body, secrets: [secret], now: Date.now() / 1000 });
     return { subscriber, event: parsed, note: signed ? 'signature verified' : 'SIGNATURE INVALID' };
@@ -130,6 +133,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
       'team-webhook': { url: `${receiver.url}/team-webhook`, signingKey: { secretKeyRef: { name: 'demo-signing', key: 'key' } } },
       'legacy-handler': `${receiver.url}/legacy-handler`,
       'run-completions': { url: `${receiver.url}/run-completions`, format: 'cloudevents-structured', eventTypes: ['WorkflowSucceeded', 'WorkflowFailed'] },
+      ...CHAT_SUBSCRIBERS(receiver.url),
     },
     (ref) => (ref.name === 'demo-signing' && ref.key === 'key' ? signingSecret : undefined),
   );
@@ -139,7 +143,8 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
   let webhook: RunningWebhook | undefined;
   try {
     const registry = new Registry();
-    callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry });
+    // The address `kubectl port-forward svc/ml-pipeline-ui 8080:80` gives the KFP UI: chat messages link to the run there.
+    callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry, kfpUiUrl: 'http://localhost:8080' });
     const cert = await ensureSelfSignedCert(dataDir);
     const hookKey = loadHookKeys({ dataDir })[0];
     if (!hookKey) throw new Error('no hook key');
@@ -157,10 +162,11 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
     out('kfp-notify demo: the whole path on this machine, no cluster');
     out();
     out(`1. Callback on ${callbackUrl}, webhook on ${webhook.url} (self-signed certificate in ${dataDir})`);
-    out('   Subscribers (three local HTTP endpoints):');
+    out('   Subscribers (local HTTP endpoints):');
     out('     team-webhook     documented JSON, signed (Standard Webhooks)');
     out('     legacy-handler   a kfp-event-handler "name: URI" line, unchanged');
     out('     run-completions  CloudEvents 1.0 structured, run ends only');
+    out('     slack-channel    a Slack incoming webhook body; teams-channel: a Teams Workflows card (failures and run ends)');
 
     const namespace = 'kubeflow';
     const runId = randomUUID();
@@ -196,7 +202,10 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
     // Every accepted event reaches team-webhook and legacy-handler; run ends also reach run-completions.
     await waitFor(() => {
       const perSub = (s: string) => receiver.received.filter((r) => r.path === `/${s}`).length;
-      return perSub('team-webhook') >= accepted && perSub('legacy-handler') >= accepted && perSub('run-completions') >= 1;
+      // The chat subscribers get the failures and run ends among what legacy-handler got.
+      const chatDue = receiver.received.filter((r) => r.path === '/legacy-handler' && CHAT_EVENT_TYPES.includes(String((JSON.parse(r.body) as { EventType?: unknown }).EventType))).length;
+      const chatDone = perSub('slack-channel') >= chatDue && perSub('teams-channel') >= chatDue;
+      return perSub('team-webhook') >= accepted && perSub('legacy-handler') >= accepted && perSub('run-completions') >= 1 && chatDone;
     }, 15_000);
     out();
     out(`4. Deliveries (${receiver.received.length}):`);
@@ -209,6 +218,10 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
       out();
       out(`One delivery, as ${sample.path.slice(1)} received it:`);
       out(JSON.stringify(JSON.parse(sample.body), null, 2));
+    }
+    for (const chat of ['slack-channel', 'teams-channel']) {
+      const got = receiver.received.filter((r) => r.path === `/${chat}`).at(-1);
+      if (got) out(`\nThe run's last message, as ${chat} received it:\n${JSON.stringify(JSON.parse(got.body), null, 2)}`);
     }
     out();
     out('Next: `npx kfp-notify serve` runs the same services until Ctrl-C; see the README.');
@@ -236,3 +249,18 @@ export const command: Command = {
     }
   },
 };
+
+/** The Slack and Teams subscribers the demo adds beside the others (issue 11: events where teams already look). */
+const CHAT_EVENT_TYPES = ['WorkflowNodeFailed', 'WorkflowFailed', 'WorkflowSucceeded'];
+
+function CHAT_SUBSCRIBERS(base: string): Record<string, unknown> {
+  const eventTypes = CHAT_EVENT_TYPES;
+  return { 'slack-channel': { url: `${base}/slack-channel`, format: 'slack', eventTypes }, 'teams-channel': { url: `${base}/teams-channel`, format: 'teams', eventTypes } };
+}
+
+/** A chat body's first line: Slack's fallback text, or the Teams card's headline. */
+function chatHeadline(body: Record<string, unknown>): string {
+  if (typeof body.text === 'string') return body.text.split(' <')[0] ?? '';
+  const card = (body.attachments as { content?: { body?: { text?: string }[] } }[] | undefined)?.[0]?.content;
+  return card?.body?.[0]?.text ?? '';
+}

@@ -32,6 +32,7 @@ Options:
   --durability D        fsync (default) or write: when a hook call gets its 202 (see kfp-notify callback --help)
   --no-cluster          never talk to Kubernetes (the default unless in a pod)
   --watch-grace D       with a cluster: how long the status watcher waits for a hook (default 60s)
+  --kfp-ui-url URL      the KFP UI's base URL: events link to their run (see kfp-notify callback --help)
   --log-level L         trace, debug, info, warn, error (default info)
   -h, --help            show this help
 `;
@@ -61,6 +62,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
       durability: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string' },
+      'kfp-ui-url': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -81,6 +83,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
     ...pass('--retry-scale', v['retry-scale']),
     ...pass('--durability', v.durability),
     ...pass('--watch-grace', v['watch-grace']),
+    ...pass('--kfp-ui-url', v['kfp-ui-url']),
     ...pass('--log-level', v['log-level']),
     ...(v['no-cluster'] ? ['--no-cluster'] : []),
   ];

@@ -53,6 +53,8 @@ export interface CloudEventData {
   namespace: string;
   workflowName: string;
   workflowUid: string;
+  /** The run in the KFP UI, when the callback knows the UI's address (--kfp-ui-url). */
+  runUrl?: string;
 }
 
 /**
@@ -83,6 +85,7 @@ export function cloudEventData(e: KfpEvent): CloudEventData {
     namespace: e.Namespace,
     workflowName: e.WorkflowName,
     workflowUid: e.WorkflowUid,
+    ...(e.RunUrl ? { runUrl: e.RunUrl } : {}),
   };
 }
 

@@ -8,7 +8,8 @@ import type { Delivery } from './delivery.js';
  */
 export function eventJson(event: KfpEvent): string {
   const ordered: Record<string, string> = {};
-  for (const k of KFP_EVENT_FIELDS) ordered[k] = event[k];
+  // `?? ''`: events stored before RunUrl existed read back without it.
+  for (const k of KFP_EVENT_FIELDS) ordered[k] = event[k] ?? '';
   return JSON.stringify(ordered);
 }
 

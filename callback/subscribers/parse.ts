@@ -6,6 +6,7 @@ import { durationMs } from './duration.js';
 import { errorMessage } from '../../common/error-message.js';
 import { NATS_KEYS, applyNatsKeys } from '../nats/config.js';
 import { KFP_RUN_KEYS, parseKfpRunTarget } from '../kfp-run/target.js';
+import { checkFormatKeys } from './format-keys.js';
 
 /**
  * ConfigMap `data` → subscribers, in one pure pass. Each key is one subscriber, named by the key:
@@ -25,9 +26,9 @@ const MAX_CONCURRENCY = 256;
 const MAX_SCHEDULE_STEPS = 50;
 const MAX_STEP_MS = 7 * 24 * 3_600_000;
 
-const FORMATS: readonly PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary'];
+const FORMATS: readonly PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary', 'slack', 'teams', 'github', 'template'];
 const TYPES = ['http', 'log', 'nats', 'kfp-run'] as const;
-const KEYS = ['url', 'type', 'eventTypes', 'namespaces', 'pipelines', 'recurringRuns', 'format', 'headers', 'signingKey', 'timeout', 'maxConcurrency', 'retry', ...NATS_KEYS] as const;
+const KEYS = ['url', 'type', 'eventTypes', 'namespaces', 'pipelines', 'recurringRuns', 'format', 'template', 'contentType', 'headers', 'signingKey', 'timeout', 'maxConcurrency', 'retry', ...NATS_KEYS] as const;
 const RETRY_KEYS = ['schedule', 'jitter'] as const;
 /** Headers the format or the signature sets, or the HTTP client owns: a subscriber cannot override them. */
 const RESERVED_HEADERS = /^(content-type|content-length|host|connection|transfer-encoding|webhook-id|webhook-timestamp|webhook-signature|ce-.*)$/i;
@@ -262,6 +263,8 @@ function fromMapping(name: string, m: Record<string, unknown>, resolve: ResolveS
     else problems.push(`format must be one of ${FORMATS.join(', ')} (got ${show(m.format)})`);
   }
   if (m.headers !== undefined) sub.headers = headers(m.headers, resolve, problems);
+  // What a format needs beyond a URL: a compiled template, a GitHub dispatches URL and token.
+  Object.assign(sub, checkFormatKeys(sub, m, problems));
   if (m.signingKey !== undefined) {
     const { ref, keys } = signingKeys(m.signingKey, resolve, problems);
     if (ref) sub.signingKeyRef = ref;

@@ -20,9 +20,13 @@ describe('kfp-notify demo (process)', () => {
     const r = await runCli(['demo'], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    // 5 hook calls → 5 events, each to two subscribers, the run's end also as a CloudEvent.
+    // 5 hook calls → 5 events, each to two subscribers, the run's end also as a CloudEvent, the step
+    // failure and the run failure also to Slack and Teams.
     expect(r.stdout).toContain('5 hook calls');
-    expect(r.stdout).toContain('4. Deliveries (11):');
+    expect(r.stdout).toContain('4. Deliveries (15):');
+    expect(r.stdout).toMatch(/slack-channel\s+demo run failed: fail-op: Error \(exit code 1\)\s+Slack Block Kit/);
+    expect(r.stdout).toMatch(/teams-channel\s+demo run failed\s+Teams Adaptive Card/);
+    expect(r.stdout).toContain("The run's last message, as teams-channel received it:");
     expect(r.stdout.match(/signature verified/g)).toHaveLength(5);
     expect(r.stdout).not.toContain('SIGNATURE INVALID');
     expect(r.stdout).toMatch(/legacy-handler\s+WorkflowNodeFailed\s+fail-op/);

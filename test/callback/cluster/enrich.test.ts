@@ -73,7 +73,7 @@ describe('enrichment', () => {
     const workflow = await enrich(NS, 'wf-1');
     const r = normalizeHookCall(call, { receivedAt: new Date(), ...(workflow ? { workflow } : {}) });
     expect(r.ok && r.events).toEqual([
-      expect.objectContaining({ EventType: 'WorkflowNodeFailed', NodeName: 'save', Phase: 'Failed', Time: T1, Message: 'Failed node wf-1.exit-handler-1.save: Error (exit code 1): gsutil: 403 Forbidden' }),
+      expect.objectContaining({ EventType: 'WorkflowNodeFailed', NodeName: 'save', Phase: 'Failed', Time: T1, Message: 'Failed node wf-1.exit-handler-1.save: save: Error (exit code 1): gsutil: 403 Forbidden' }),
     ]);
 
     // Every other step of the run asks within seconds: one GET serves them.

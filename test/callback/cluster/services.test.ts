@@ -94,7 +94,7 @@ describe('the cluster side wired into a whole callback process', () => {
     const res = await fetch(`${callback.url}${HOOK_PATH}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
     expect(res.status).toBe(202);
     await until('the hook event', () => received.find((e) => e.EventType === 'WorkflowNodeFailed'));
-    expect(received.find((e) => e.EventType === 'WorkflowNodeFailed')).toMatchObject({ NodeName: 'get-frequent', Source: 'hook', Message: `Failed node ${eh}.get-frequent: OOMKilled (exit code 137)` });
+    expect(received.find((e) => e.EventType === 'WorkflowNodeFailed')).toMatchObject({ NodeName: 'get-frequent', Source: 'hook', Message: `Failed node ${eh}.get-frequent: get-frequent: OOMKilled (exit code 137)` });
 
     // KFP's terminate: no exit hook reports it, the watcher does, once.
     const terminated = withStatus(wf, {

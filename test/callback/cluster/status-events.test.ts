@@ -95,7 +95,7 @@ describe('eventsFromWorkflow: a KFP v1 ExitHandler run (basic.yaml)', () => {
     const wf = withStatus(injected(admitted), { phase: 'Failed', startedAt: T0, finishedAt: T4, message: "child 'save-most-frequent-x7k2p-1' failed", nodes: v1ExitHandlerNodes(admitted.metadata.name, { injected: true, save: 'Failed' }) });
     const events = eventsFromWorkflow(wf, { now: NOW });
     const failed = events.find((e) => e.EventType === 'WorkflowNodeFailed');
-    expect(failed).toMatchObject({ NodeName: 'save', Phase: 'Failed', Message: 'Failed node save-most-frequent-x7k2p.exit-handler-1.save: Error (exit code 1)' });
+    expect(failed).toMatchObject({ NodeName: 'save', Phase: 'Failed', Message: 'Failed node save-most-frequent-x7k2p.exit-handler-1.save: save: Error (exit code 1)' });
     const end = events.at(-1);
     expect(end).toMatchObject({ EventType: 'WorkflowFailed', Phase: 'Failed' });
     // worded like the exit hook's failure summary: the failed step, not DAG propagation noise
@@ -159,7 +159,7 @@ describe('eventsFromWorkflow: terminated runs', () => {
       ['WorkflowNodeSucceeded', 'print-op', 'Succeeded'], // KFP's own exit task, inside its exit-hook DAG
       ['WorkflowFailed', '', 'Terminated'],
     ]);
-    expect(events[1]?.Message).toBe(`Failed node ${eh}.fail-op: Step exceeded its deadline`);
+    expect(events[1]?.Message).toBe(`Failed node ${eh}.fail-op: fail-op: Step exceeded its deadline`);
     expect(events[1]?.PipelineName).toBe('pipeline-with-exit-handler');
   });
 

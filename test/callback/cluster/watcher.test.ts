@@ -88,7 +88,7 @@ describe('status watcher', () => {
     // It waited out the grace period for a hook that (after a terminate) never comes.
     expect(batch.at - appliedAt).toBeGreaterThanOrEqual(GRACE_MS - 5);
     expect(batch.events.find((e) => e.EventType === 'WorkflowFailed')).toMatchObject({ KfpRunId: 'run-id-a', WorkflowName: 'run-a', Namespace: 'team-a', Phase: 'Terminated', Source: 'watcher' });
-    expect(batch.events.find((e) => e.EventType === 'WorkflowNodeFailed')).toMatchObject({ NodeName: 'fail-op', Message: 'Failed node run-a.root.exit-handler-1.fail-op: Step exceeded its deadline' });
+    expect(batch.events.find((e) => e.EventType === 'WorkflowNodeFailed')).toMatchObject({ NodeName: 'fail-op', Message: 'Failed node run-a.root.exit-handler-1.fail-op: fail-op: Step exceeded its deadline' });
     // Every fact once, across both versions of the object.
     const ids = all().map((e) => e.EventId);
     expect(new Set(ids).size).toBe(ids.length);

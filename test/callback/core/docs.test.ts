@@ -5,7 +5,7 @@ import { buildEvent } from '../../../callback/event-id.js';
 import { formatDelivery } from '../../../callback/formats/index.js';
 import { parseSubscribers } from '../../../callback/subscribers/parse.js';
 import type { PayloadFormat } from '../../../callback/types.js';
-import { EXAMPLE_FACTS } from './sample.js';
+import { EXAMPLE_FACTS, exampleEvent } from './sample.js';
 
 const docs = (name: string): string => readFileSync(new URL(`../../../docs/${name}`, import.meta.url), 'utf8');
 
@@ -26,7 +26,7 @@ describe('docs/events.md shows exactly what is sent', () => {
     const [format, eventType] = block.label as [PayloadFormat, string];
     const fact = EXAMPLE_FACTS.find((f) => f.eventType === eventType);
     if (!fact) throw new Error(`no example fact for ${eventType}`);
-    const sent = formatDelivery(buildEvent(fact), { format });
+    const sent = formatDelivery(exampleEvent(fact), { format });
     if (format === 'cloudevents-binary') {
       const [head, body] = block.body.split('\n\n') as [string, string];
       const headers = Object.fromEntries(head.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
@@ -45,6 +45,7 @@ describe('docs/subscribers.md examples parse as documented', () => {
     'kfp-notify-subscribers/ops-signing': `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
     'kfp-notify-subscribers/ci-signing': `whsec_${Buffer.alloc(32, 8).toString('base64')} whsec_${Buffer.alloc(32, 9).toString('base64')}`,
     'kfp-notify-subscribers/teams-token': 'Bearer abc',
+    'kfp-notify-subscribers/github-token': 'Bearer github_pat_example',
   };
 
   it.each(blocks.filter((b) => b.label[0] === 'configmap').map((b) => [b.label.slice(1).join(' '), b] as const))('%s', (_label, block) => {

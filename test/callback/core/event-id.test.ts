@@ -30,7 +30,8 @@ describe('buildEvent: the watcher and the hook format one fact identically', () 
     argoNodeName: `${WF}.exit-handler-1.save`,
     nodeDisplayName: 'save',
     phase: 'Failed',
-    message: 'Error (exit code 1)',
+    // What the watcher passes (failure-summary.ts): the step as the KFP UI names it, then its error.
+    message: 'save: Error (exit code 1)',
     time: '2025-03-01T11:58:00Z',
     pipelineName: 'save-most-frequent',
     runName: 'nightly-word-count',

@@ -6,10 +6,10 @@ import { buildEvent } from '../../../callback/event-id.js';
 import { formatDelivery } from '../../../callback/formats/index.js';
 import { percentEncodeHeaderValue } from '../../../callback/formats/cloudevents.js';
 import type { KfpEvent, PayloadFormat } from '../../../callback/types.js';
-import { EXAMPLE_FACTS, NS, RUN, UID, WF } from './sample.js';
+import { EXAMPLE_FACTS, NS, RUN, UID, WF, exampleEvent } from './sample.js';
 
-const FORMATS: PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary'];
-const EVENTS: KfpEvent[] = EXAMPLE_FACTS.map(buildEvent);
+const FORMATS: PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary', 'slack', 'teams', 'github'];
+const EVENTS: KfpEvent[] = EXAMPLE_FACTS.map(exampleEvent);
 const byType = (t: KfpEvent['EventType']): KfpEvent => EVENTS.find((e) => e.EventType === t) as KfpEvent;
 
 function render(format: PayloadFormat, e: KfpEvent): string {
@@ -35,7 +35,7 @@ describe('json', () => {
     const shuffled = Object.fromEntries(Object.entries(e).reverse()) as unknown as KfpEvent;
     const d = formatDelivery(shuffled, { format: 'json' });
     expect(d.headers).toEqual({ 'content-type': 'application/json' });
-    expect(d.body.startsWith(`{"KfpRunId":"${RUN}","WorkflowName":"${WF}","NodeName":"save","EventType":"WorkflowNodeFailed","Message":"Failed node ${WF}.exit-handler-1.save: Error (exit code 1)","EventId":"evt_`)).toBe(true);
+    expect(d.body.startsWith(`{"KfpRunId":"${RUN}","WorkflowName":"${WF}","NodeName":"save","EventType":"WorkflowNodeFailed","Message":"Failed node ${WF}.exit-handler-1.save: save: Error (exit code 1)","EventId":"evt_`)).toBe(true);
     expect(JSON.parse(d.body)).toEqual(e);
   });
 });

@@ -35,7 +35,7 @@ describe('normalizeHookCall: workflow-running', () => {
     const e = only(normalizeHookCall({ ...BASE_CALL, event: 'workflow-running', hookNodeName: `${WF}.hooks.kfp-notify-running` }, ctx));
     expect(Object.keys(e)).toEqual([
       'KfpRunId', 'WorkflowName', 'NodeName', 'EventType', 'Message',
-      'EventId', 'Namespace', 'PipelineName', 'RunName', 'Phase', 'Time', 'ArgoNodeName', 'WorkflowUid', 'Source', 'RecurringRunName',
+      'EventId', 'Namespace', 'PipelineName', 'RunName', 'Phase', 'Time', 'ArgoNodeName', 'WorkflowUid', 'Source', 'RecurringRunName', 'RunUrl',
     ]);
     expect(e).toEqual({
       KfpRunId: RUN,
@@ -53,6 +53,7 @@ describe('normalizeHookCall: workflow-running', () => {
       WorkflowUid: UID,
       Source: 'hook',
       RecurringRunName: '',
+      RunUrl: '',
     });
   });
 
@@ -111,7 +112,7 @@ describe('normalizeHookCall: workflow-exit', () => {
       ),
     );
     expect(r.map((e) => [e.EventType, e.NodeName, e.ArgoNodeName, e.Phase, e.Message, e.EventId])).toEqual([
-      ['WorkflowNodeFailed', 'exiting', `${WF}.onExit.user-exit`, 'Failed', `Failed node ${WF}.onExit.user-exit`, IDS.userExitFailed],
+      ['WorkflowNodeFailed', 'exiting', `${WF}.onExit.user-exit`, 'Failed', `Failed node ${WF}.onExit.user-exit: exiting: Failed`, IDS.userExitFailed],
       ['WorkflowFailed', '', '', 'Failed', 'exit handler exiting Failed', IDS.failed],
     ]);
   });
@@ -124,7 +125,7 @@ describe('normalizeHookCall: workflow-exit', () => {
         { ...ctx, workflow: wf },
       ),
     );
-    expect(r[0]).toMatchObject({ EventType: 'WorkflowNodeFailed', Phase: 'Error', Message: `Error node ${WF}.onExit.user-exit: pod deleted`, Time: '2025-03-01T11:59:59Z' });
+    expect(r[0]).toMatchObject({ EventType: 'WorkflowNodeFailed', Phase: 'Error', Message: `Error node ${WF}.onExit.user-exit: exiting: pod deleted`, Time: '2025-03-01T11:59:59Z' });
     expect(r[1]).toMatchObject({ EventType: 'WorkflowFailed', Phase: 'Error' });
   });
 
@@ -147,7 +148,7 @@ describe('normalizeHookCall: workflow-exit', () => {
       ),
     );
     expect(r.map((e) => [e.EventType, e.Message])).toEqual([
-      ['WorkflowNodeFailed', `Failed node ${WF}.onExit.user-exit: Error (exit code 2)`],
+      ['WorkflowNodeFailed', `Failed node ${WF}.onExit.user-exit: exiting: Error (exit code 2)`],
       ['WorkflowFailed', 'exit handler exiting Failed'],
     ]);
   });
@@ -195,7 +196,7 @@ describe('normalizeHookCall: node-exit', () => {
   it.each(['Failed', 'Error'])('%s → WorkflowNodeFailed with the node message and finish time from the Workflow', (phase) => {
     const wf = snapshot({ nodes: { [SAVE]: { phase, message: 'OOMKilled (exit code 137)', finishedAt: '2025-03-01T11:58:00Z', displayName: 'save' } } });
     const e = only(normalizeHookCall({ ...node, nodePhase: phase }, { ...ctx, workflow: wf }));
-    expect(e).toMatchObject({ EventType: 'WorkflowNodeFailed', Phase: phase, Message: `${phase} node ${SAVE}: OOMKilled (exit code 137)`, Time: '2025-03-01T11:58:00Z', EventId: IDS.saveFailed });
+    expect(e).toMatchObject({ EventType: 'WorkflowNodeFailed', Phase: phase, Message: `${phase} node ${SAVE}: Save to GCS: OOMKilled (exit code 137)`, Time: '2025-03-01T11:58:00Z', EventId: IDS.saveFailed });
   });
 
   it('NodeName falls back to the task name, then to what Argo shows', () => {
@@ -352,7 +353,7 @@ describe('toWorkflowSnapshot (a Workflow shaped as the Kubernetes API returns it
         { ...ctx, workflow: toWorkflowSnapshot(workflow) },
       ),
     );
-    expect(e).toMatchObject({ EventType: 'WorkflowNodeFailed', Message: `Failed node ${SAVE}: Error (exit code 1)` });
+    expect(e).toMatchObject({ EventType: 'WorkflowNodeFailed', Message: `Failed node ${SAVE}: save: Error (exit code 1)` });
   });
 
   it.each([null, 'a string', [1, 2], 42])('%j is not a Workflow', (v) => {

@@ -1,5 +1,6 @@
-import type { EventFact } from '../../../callback/event-id.js';
-import type { WorkflowSnapshot } from '../../../callback/types.js';
+import { buildEvent, type EventFact } from '../../../callback/event-id.js';
+import { runUrl } from '../../../callback/run-url.js';
+import type { KfpEvent, WorkflowSnapshot } from '../../../callback/types.js';
 
 /** One KFP v1 run of fixtures/kfp-v1-compiler/basic.yaml (save-most-frequent), as admitted and run. */
 export const RUN = '3f6a2c1e-6b1d-4a43-9a55-0d5c0c1f2b7e';
@@ -53,8 +54,17 @@ export const EXAMPLE_FACTS: readonly EventFact[] = (() => {
   return [
     { ...base, eventType: 'WorkflowRunning', phase: 'Running', time: '2025-03-01T11:50:02.000Z' },
     { ...base, eventType: 'WorkflowNodeSucceeded', argoNodeName: `${WF}.exit-handler-1.get-frequent`, nodeDisplayName: 'get-frequent', phase: 'Succeeded', time: '2025-03-01T11:52:10.000Z' },
-    { ...base, eventType: 'WorkflowNodeFailed', argoNodeName: `${WF}.exit-handler-1.save`, nodeDisplayName: 'save', phase: 'Failed', message: 'Error (exit code 1)', time: '2025-03-01T11:58:00.000Z' },
+    { ...base, eventType: 'WorkflowNodeFailed', argoNodeName: `${WF}.exit-handler-1.save`, nodeDisplayName: 'save', phase: 'Failed', message: 'save: Error (exit code 1)', time: '2025-03-01T11:58:00.000Z' },
     { ...base, eventType: 'WorkflowFailed', phase: 'Failed', message: 'save: Error (exit code 1)', time: '2025-03-01T11:58:31.000Z' },
     { ...base, eventType: 'WorkflowSucceeded', phase: 'Succeeded', time: '2025-03-01T12:00:00.000Z' },
   ];
 })();
+
+/** The KFP UI base of the examples (--kfp-ui-url), so every example event carries its RunUrl. */
+export const EXAMPLE_KFP_UI = 'https://kubeflow.example.com/pipeline';
+
+/** An example fact as subscribers get it: built, then linked to the run as ingest does with --kfp-ui-url. */
+export function exampleEvent(fact: EventFact): KfpEvent {
+  const e = buildEvent(fact);
+  return { ...e, RunUrl: runUrl(EXAMPLE_KFP_UI, e.KfpRunId) };
+}

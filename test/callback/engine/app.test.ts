@@ -159,7 +159,7 @@ describe('callback app: POST /v1/hooks and the admin API (real SQLite store, rea
     expect(res.statusCode).toBe(202);
     expect(asked).toEqual(['kubeflow-user/hello-abc']);
     await until(() => rx.received.length === 1, 'the delivery');
-    expect(JSON.parse(rx.received[0]?.body ?? '{}')).toMatchObject({ EventType: 'WorkflowNodeFailed', Message: 'Failed node hello-abc.train: OOMKilled' });
+    expect(JSON.parse(rx.received[0]?.body ?? '{}')).toMatchObject({ EventType: 'WorkflowNodeFailed', Message: 'Failed node hello-abc.train: train: OOMKilled' });
   });
 
   it('a failing Workflow lookup does not fail a call whose fields suffice', async () => {

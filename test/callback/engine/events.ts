@@ -24,6 +24,7 @@ export function makeEvent(over: Partial<KfpEvent> & { seq?: number } = {}): KfpE
     WorkflowUid: `uid-${seq}`,
     Source: 'hook',
     RecurringRunName: '',
+    RunUrl: '',
     ...rest,
   };
 }
