@@ -78,6 +78,7 @@ export interface Volume {
   persistentVolumeClaim?: { claimName: string };
   emptyDir?: Record<string, unknown>;
   hostPath?: unknown;
+  projected?: { sources: { serviceAccountToken?: { audience?: string; expirationSeconds?: number; path: string } }[]; defaultMode?: number };
 }
 
 export interface PodSpec {

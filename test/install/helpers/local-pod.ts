@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BIN } from '../../helpers/cli.js';
 import { named } from './k8s-semantics.js';
@@ -8,8 +8,9 @@ import type { K8sObject } from './render.js';
 
 /**
  * A Deployment's container run as a local process, the way the kubelet would start it: every volume
- * laid out at its mountPath (under a scratch root), the env, `$(VAR)` expanded in args. Only the
- * listen address changes: 127.0.0.1 and a free port, so tests never bind a fixed port.
+ * laid out at its mountPath (under a scratch root), the env, `$(VAR)` expanded in args. Paths under a
+ * mount, in args and env values, point into the scratch root. Only the listen address changes:
+ * 127.0.0.1 and a free port, so tests never bind a fixed port.
  */
 
 export interface LocalPod {
@@ -32,6 +33,26 @@ export interface LocalPodOptions {
   env?: NodeJS.ProcessEnv;
   /** The message of the log line that carries `url` once the server listens. */
   listeningMessage: string;
+  /** Projected ServiceAccount tokens, audience → token: what the TokenRequest API would issue. */
+  serviceAccountTokens?: Record<string, string>;
+}
+
+/**
+ * Files as the kubelet's AtomicWriter writes projected, Secret and ConfigMap volumes: the files in a
+ * timestamped `..<ts>` directory, `..data` a symlink to it, each name a symlink through `..data`. A
+ * rewrite (a rotated token) makes a new directory and swaps `..data` by rename, so readers never see
+ * half a file and a watcher sees the swap, not a write to `token`.
+ */
+export function writeAtomically(dir: string, files: Record<string, string>, mode = 0o600): void {
+  const data = join(dir, '..data');
+  const old = existsSync(data) ? readlinkSync(data) : undefined;
+  const ts = `..${new Date().toISOString().replace(/[-:.TZ]/g, '_')}${process.hrtime.bigint()}`;
+  mkdirSync(join(dir, ts), { recursive: true });
+  for (const [k, text] of Object.entries(files)) writeFileSync(join(dir, ts, k), text, { mode });
+  symlinkSync(ts, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), data);
+  for (const k of Object.keys(files)) if (!existsSync(join(dir, k))) symlinkSync(join('..data', k), join(dir, k));
+  if (old) rmSync(join(dir, old), { recursive: true, force: true });
 }
 
 function layOutVolumes(o: LocalPodOptions, c: Container): void {
@@ -41,6 +62,18 @@ function layOutVolumes(o: LocalPodOptions, c: Container): void {
     mkdirSync(dir, { recursive: true });
     const v = (o.deployment.spec.template.spec.volumes ?? []).find((x) => x.name === m.name);
     let files: Record<string, string> = {};
+    if (v?.projected) {
+      const tokens: Record<string, string> = {};
+      for (const src of v.projected.sources) {
+        const t = src.serviceAccountToken;
+        if (!t) throw new Error(`volume ${v.name}: only serviceAccountToken projections are modelled`);
+        const token = o.serviceAccountTokens?.[t.audience ?? ''];
+        if (token === undefined) throw new Error(`volume ${v.name}: no token given for audience ${t.audience ?? '(the API server)'}`);
+        tokens[t.path] = token;
+      }
+      writeAtomically(dir, tokens);
+      continue;
+    }
     if (v?.configMap) files = named<ConfigMap>(o.objects, 'ConfigMap', v.configMap.name, ns).data ?? {};
     else if (v?.secret) {
       const name = v.secret.secretName;
@@ -54,10 +87,16 @@ function layOutVolumes(o: LocalPodOptions, c: Container): void {
   }
 }
 
-function containerEnv(d: Deployment, c: Container): Record<string, string> {
+/** A path inside the container that lies on a mount → the same file under the scratch root. */
+function localPath(value: string, c: Container, root: string): string {
+  const mounts = (c.volumeMounts ?? []).map((m) => m.mountPath);
+  return mounts.some((m) => value === m || value.startsWith(`${m}/`)) ? join(root, value) : value;
+}
+
+function containerEnv(d: Deployment, c: Container, root: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) {
-    if (e.value !== undefined) env[e.name] = e.value;
+    if (e.value !== undefined) env[e.name] = localPath(e.value, c, root);
     else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = d.metadata.namespace ?? 'default';
     else throw new Error(`env ${e.name}: only values and metadata.namespace are modelled`);
   }
@@ -65,7 +104,6 @@ function containerEnv(d: Deployment, c: Container): Record<string, string> {
 }
 
 function localArgs(c: Container, env: Record<string, string>, root: string): string[] {
-  const mounts = (c.volumeMounts ?? []).map((m) => m.mountPath);
   const args = (c.args ?? []).map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole));
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -74,7 +112,7 @@ function localArgs(c: Container, env: Record<string, string>, root: string): str
       i++;
       continue;
     }
-    out.push(mounts.some((m) => a === m || a.startsWith(`${m}/`)) ? join(root, a) : a);
+    out.push(localPath(a, c, root));
   }
   return [...out, '--port', '0', '--host', '127.0.0.1'];
 }
@@ -83,7 +121,7 @@ export async function startLocalPod(o: LocalPodOptions): Promise<LocalPod> {
   const [c] = o.deployment.spec.template.spec.containers;
   if (!c) throw new Error(`${o.deployment.metadata.name} has no container`);
   layOutVolumes(o, c);
-  const env = containerEnv(o.deployment, c);
+  const env = containerEnv(o.deployment, c, o.root);
   const cwd = join(o.root, 'app');
   mkdirSync(cwd, { recursive: true });
   const child: ChildProcess = spawn(process.execPath, [BIN, ...localArgs(c, env, o.root)], {
