@@ -8,7 +8,7 @@ import { DURABILITIES, type Durability } from '../callback/store/sqlite.js';
 import { adminTokenPath, startCallback, type CallbackRuntime, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
 import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVEL_HELP, UsageError, logLevelFlag, portFlag, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
@@ -34,11 +34,9 @@ Options:
   --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
   --subscribers-configmap NAME read subscribers from this ConfigMap (watched) instead of a file
   --namespace NS               namespace of that ConfigMap (default $POD_NAMESPACE, the pod's, or the kubeconfig context's)
-  --log-level L                trace, debug, info, warn, error (default info)
+  --log-level L                ${LOG_LEVEL_HELP} (default info or $LOG_LEVEL)
   -h, --help                   show this help
 `;
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export interface CallbackFlags {
   port: number;
@@ -82,8 +80,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   });
   const v = parsed.values;
   if (v.help) return 'help';
-  const port = Number(v.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535 (got ${v.port})`);
+  const port = portFlag(v.port, '--port');
   let retryScale: number;
   if (v['retry-scale'] !== undefined) {
     retryScale = Number(v['retry-scale']);
@@ -99,7 +96,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   if (!durability) throw new UsageError(`--durability must be one of ${DURABILITIES.join(', ')} (got ${v.durability})`);
   const watchGraceMs = durationMs(v['watch-grace'], 1000);
   if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
-  if (!LOG_LEVELS.includes(v['log-level'])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  logLevelFlag(v['log-level']);
   if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
   if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
@@ -178,13 +175,13 @@ export function untilSignal(): Promise<string> {
  * Starts a callback from parsed flags: cluster services, subscribers file, runtime. Shared by
  * `callback` and `serve`. Resolves to the runtime, or to an exit code after printing why not.
  */
-export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logger, registry: Registry): Promise<CallbackRuntime | number> {
+export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logger, registry: Registry, command = 'callback'): Promise<CallbackRuntime | number> {
   let cluster: ClusterServices | undefined;
   if (flags.cluster) {
     try {
       cluster = await connectCluster(flags, io.env, log, registry);
     } catch (err) {
-      io.stderr.write(`kfp-notify: ${errorMessage(err)}\n`);
+      io.stderr.write(`kfp-notify ${command}: ${errorMessage(err)}\n`);
       return EXIT_FAILURE;
     }
   }
@@ -195,7 +192,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       subscribers = await watchSubscriberFiles({ file: flags.subscribersFile, ...(flags.secretsFile ? { secretsFile: flags.secretsFile } : {}), log });
     } catch (err) {
       const msg = err instanceof SubscriberConfigError ? err.errors.map((e) => `  ${e}`).join('\n') : `  ${errorMessage(err)}`;
-      io.stderr.write(`kfp-notify: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
+      io.stderr.write(`kfp-notify ${command}: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
       await cluster?.close?.();
       return EXIT_USAGE;
     }
@@ -217,7 +214,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
   } catch (err) {
     await subscribers?.close();
     await cluster?.close?.();
-    io.stderr.write(`kfp-notify: ${errorMessage(err)}\n`);
+    io.stderr.write(`kfp-notify ${command}: ${errorMessage(err)}\n`);
     return EXIT_FAILURE;
   }
 }

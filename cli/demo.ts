@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import jsonPatch from 'fast-json-patch';
 import { Registry } from 'prom-client';
 import { createLogger, silentLogger, type Logger } from '../common/logger.js';
-import { parseDocuments } from '../common/yaml-docs.js';
 import { fixedSubscribers, startCallback, type CallbackRuntime } from '../callback/runtime.js';
 import { verify } from '../callback/signing.js';
 import { parseSubscribers } from '../callback/subscribers/parse.js';
@@ -19,6 +18,7 @@ import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer, type RunningWebhook } from '../webhook/server.js';
 import { loadHookKeys } from '../common/data-dir.js';
 import { admit } from './demo/admit.js';
+import { checkFailTasks, loadDemoWorkflow } from './demo/input.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
 import { simulateRun } from './demo/simulate-run.js';
@@ -122,7 +122,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
   const out = (s = ''): boolean => io.stdout.write(`${s}\n`);
   const dataDir = flags.dataDir ?? mkdtempSync(join(tmpdir(), 'kfp-notify-demo-'));
   const log: Logger = flags.verbose ? createLogger({ level: 'info' }) : silentLogger();
-  const compiled = parseDocuments(readFileSync(flags.file, 'utf8'), flags.file)[0] as Workflow;
+  const compiled = loadDemoWorkflow(flags.file);
   const receiver = await startReceiver();
   const signingSecret = `whsec_${randomBytes(24).toString('base64')}`;
   const { subscribers, errors } = parseSubscribers(
@@ -225,7 +225,11 @@ export const command: Command = {
   name: 'demo',
   summary: 'admit a real KFP workflow, play its hook calls, print the deliveries',
   run: async (args, io) => {
-    const parsed = parseOrExit('demo', USAGE, io, () => parseFlags(args));
+    const parsed = parseOrExit('demo', USAGE, io, () => {
+      const flags = parseFlags(args);
+      if (flags !== 'help') checkFailTasks(loadDemoWorkflow(flags.file), flags.fail ?? []);
+      return flags;
+    });
     if ('exit' in parsed) return parsed.exit;
     const flags = parsed.flags;
     try {

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { processIo, type CliIo, type Command, EXIT_OK, EXIT_USAGE } from './io.js';
+import { errorMessage } from '../common/error-message.js';
+import { processIo, type CliIo, type Command, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
 
 // Commands load lazily: `inject` should not pay for Fastify or SQLite.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -44,5 +45,12 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     return EXIT_USAGE;
   }
   const command = await entry.load();
-  return command.run(rest, io);
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    // Whatever a command did not handle ends as one line and exit 1, never a stack trace: an
+    // unwritable data dir (a DataDirError, naming the path) the same way in every command.
+    io.stderr.write(`kfp-notify ${name}: ${errorMessage(err)}\n`);
+    return EXIT_FAILURE;
+  }
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsonPatch from 'fast-json-patch';
@@ -64,6 +64,11 @@ describe('kfp-notify serve (process)', () => {
     const webhookUrl = /webhook (https:\/\/127\.0\.0\.1:\d+)\/mutate/.exec(stderr)?.[1] ?? '';
     expect(webhookUrl).not.toBe('');
     expect(readFileSync(join(dir, 'hook-secrets.json'), 'utf8').trim()).toBe('{}');
+    // The files `serve --help` says the data dir holds are the files it wrote.
+    const help = (await runCli(['serve', '--help'])).stdout;
+    const named = /--data-dir D\s+state: ([^(]+)\(default/s.exec(help)?.[1]?.split(/[,\s]+/).filter(Boolean) ?? [];
+    expect(named).toContain('webhook-tls.crt');
+    expect(named.filter((f) => !existsSync(join(dir, f)))).toEqual([]);
 
     const compiled = parseDocuments(readFileSync(new URL('pipeline_with_exit_handler.yaml', EXAMPLES), 'utf8'))[0] as Workflow;
     const created = asCreatedByKfp(compiled, { runId: 'serve-run-1', runName: 'serve test', namespace: 'team-a' });
@@ -87,6 +92,6 @@ describe('kfp-notify serve (process)', () => {
   it('exits 2 on a bad flag', async () => {
     const r = await runCli(['serve', '--webhook-port', 'ninety']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--webhook-port must be an integer');
+    expect(r.stderr).toContain('--webhook-port must be a whole number from 0 to 65535, got "ninety"');
   });
 });
