@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   serve: { summary: 'run webhook and callback on loopback, no cluster needed', load: async () => (await import('./serve.js')).command },
   demo: { summary: 'admit a real KFP workflow, play its hook calls, print the deliveries', load: async () => (await import('./demo.js')).command },
   dlq: { summary: 'list or replay dead-lettered deliveries', load: async () => (await import('./dlq.js')).command },
+  subscriber: { summary: 'list subscribers, or re-enable one the callback disabled', load: async () => (await import('./subscriber.js')).command },
 };
 
 function usage(): string {
