@@ -75,7 +75,11 @@ export interface CallbackOptions {
   maxStoreBytes?: number;
   /** When a hook call's 202 is sent (default 'fsync': after the WAL's fdatasync); see store/sqlite.ts. */
   durability?: Durability;
+  /** Disable a subscriber after this long without a successful delivery (default 5 days; 0: never). */
+  disableAfterMs?: number;
 }
+
+export const DEFAULT_DISABLE_AFTER_MS = 5 * 24 * 60 * 60 * 1000;
 
 export interface CallbackRuntime {
   app: FastifyInstance;
@@ -163,6 +167,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
       metrics,
       ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
       ...(opts.cluster?.notice ? { onNotice: opts.cluster.notice } : {}),
+      disableAfterMs: opts.disableAfterMs ?? DEFAULT_DISABLE_AFTER_MS,
     },
     source.current(),
   );

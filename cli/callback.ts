@@ -31,6 +31,8 @@ Options:
                                       loss or kernel crash can lose the last ~200 ms of events
   --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
                                without it the cluster is used in a pod, or when --subscribers-configmap is given
+  --disable-after D            disable a subscriber after this long without a successful delivery (default 5d;
+                               0 never); re-enable with kfp-notify subscriber enable NAME
   --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
   --subscribers-configmap NAME read subscribers from this ConfigMap (watched) instead of a file
   --namespace NS               namespace of that ConfigMap (default $POD_NAMESPACE, the pod's, or the kubeconfig context's)
@@ -50,6 +52,7 @@ export interface CallbackFlags {
   durability: Durability;
   cluster: boolean;
   watchGraceMs: number;
+  disableAfterMs: number;
   configMap?: string;
   namespace?: string;
   logLevel: string;
@@ -72,6 +75,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
       durability: { type: 'string', default: env.KFP_NOTIFY_DURABILITY || 'fsync' },
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string', default: '60s' },
+      'disable-after': { type: 'string', default: '5d' },
       'subscribers-configmap': { type: 'string' },
       namespace: { type: 'string' },
       'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
@@ -97,6 +101,8 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   const watchGraceMs = durationMs(v['watch-grace'], 1000);
   if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
   logLevelFlag(v['log-level']);
+  const disableAfterMs = durationMs(v['disable-after'], 1000);
+  if (disableAfterMs === undefined) throw new UsageError(`--disable-after must be a duration such as 5d, 12h or 0 (got ${v['disable-after']})`);
   if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
   if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
@@ -116,6 +122,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     // from a developer's kubeconfig.
     cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
     watchGraceMs,
+    disableAfterMs,
     ...(v['subscribers-configmap'] ? { configMap: v['subscribers-configmap'] } : {}),
     ...(v.namespace ? { namespace: v.namespace } : {}),
     logLevel: v['log-level'],
@@ -210,6 +217,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
       retryScale: flags.retryScale,
       durability: flags.durability,
+      disableAfterMs: flags.disableAfterMs,
     });
   } catch (err) {
     await subscribers?.close();

@@ -33,6 +33,7 @@ Options:
   --mode M              container (default) or http hook templates
   --retry-scale X       multiply every retry delay by X (default 1)
   --durability D        fsync (default) or write: when a hook call gets its 202 (see kfp-notify callback --help)
+  --disable-after D     disable a subscriber after this long without a successful delivery (default 5d; 0 never)
   --no-cluster          never talk to Kubernetes (the default unless in a pod)
   --watch-grace D       with a cluster: how long the status watcher waits for a hook (default 60s)
   --log-level L         ${LOG_LEVEL_HELP} (default info)
@@ -64,6 +65,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
       durability: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string' },
+      'disable-after': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -83,6 +85,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
     ...pass('--retry-scale', v['retry-scale']),
     ...pass('--durability', v.durability),
     ...pass('--watch-grace', v['watch-grace']),
+    ...pass('--disable-after', v['disable-after']),
     ...pass('--log-level', v['log-level']),
     ...(v['no-cluster'] ? ['--no-cluster'] : []),
   ];
