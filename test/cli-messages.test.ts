@@ -14,7 +14,7 @@ import { makeCert } from './helpers/tls.js';
  * match what the parsers accept and what the docs say.
  */
 
-const COMMANDS = ['inject', 'webhook', 'callback', 'serve', 'demo', 'dlq'] as const;
+const COMMANDS = ['inject', 'webhook', 'callback', 'serve', 'demo', 'dlq', 'subscriber'] as const;
 const EXAMPLE = new URL('../examples/workflows/pipeline_with_exit_handler.yaml', import.meta.url).pathname;
 const ROOT = new URL('..', import.meta.url).pathname;
 
