@@ -163,6 +163,12 @@ describe('help texts agree with the parsers and the docs', () => {
     expect([...docsFlags(file, heading)].sort()).toEqual([...inHelp].sort());
   });
 
+  it.each(['dlq', 'subscriber'])('%s: every flag of its --help is documented in docs/callback.md', async (command) => {
+    const doc = readFileSync(join(ROOT, 'docs/callback.md'), 'utf8');
+    const inHelp = [...helpFlags(await help(command))].filter((f) => f !== '--help');
+    expect(inHelp.filter((f) => !doc.includes(`\`${f}`))).toEqual([]);
+  });
+
   it.each(['callback', 'serve', 'webhook'])('%s: --log-level lists exactly the levels it accepts', async (command) => {
     const line = (await help(command)).split('\n').find((l) => l.includes('--log-level')) ?? '';
     const listed = LOG_LEVELS.filter((level) => new RegExp(`\\b${level}\\b`).test(line));
