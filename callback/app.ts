@@ -8,7 +8,7 @@ import { registerOpsRoutes, type ReadinessCheck } from '../common/ops-routes.js'
 import type { Ingest } from './ingest.js';
 import type { CallbackMetrics } from './metrics.js';
 import { isUnresolved, needsWorkflowLookup, normalizeHookCall } from './normalize.js';
-import { StoreUnavailableError, type DeadLetter, type DeliveryStore, type DisabledState, type ReplaySelector } from './store/types.js';
+import { StoreUnavailableError, type DeadLetter, type DeadLetterFilter, type DeliveryStore, type DisabledState, type ReplaySelector } from './store/types.js';
 import type { Subscriber, WorkflowSnapshot } from './types.js';
 import { errorMessage } from '../common/error-message.js';
 
@@ -168,10 +168,39 @@ function endpointOf(sub: Subscriber): string | null {
   }
 }
 
+/** A time bound of a dead-letter filter: an ISO 8601 time or ms since the epoch. */
+function timeBound(value: unknown, name: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const ms = typeof value === 'number' ? value : typeof value === 'string' ? (/^\d+$/.test(value) ? Number(value) : Date.parse(value)) : NaN;
+  if (!Number.isFinite(ms)) throw new HttpError(400, `${name} must be an ISO 8601 time or milliseconds since the epoch`);
+  return ms;
+}
+
+/** `run`, `subscriber`, `since`, `until` (query string or replay body) → a store filter. */
+export function parseDeadLetterFilter(o: Record<string, unknown>): DeadLetterFilter {
+  const name = (v: unknown, key: string): string | undefined => {
+    if (v === undefined || v === '') return undefined;
+    if (typeof v !== 'string') throw new HttpError(400, `${key} must be a string`);
+    return v;
+  };
+  const subscriber = name(o.subscriber, 'subscriber');
+  const kfpRunId = name(o.run, 'run');
+  const since = timeBound(o.since, 'since');
+  const until = timeBound(o.until, 'until');
+  return { ...(subscriber ? { subscriber } : {}), ...(kfpRunId ? { kfpRunId } : {}), ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) };
+}
+
 function parseReplay(body: unknown): ReplaySelector {
   const b = asObject(body ?? {});
-  const given = (['ids', 'subscriber', 'all'] as const).filter((k) => b[k] !== undefined);
-  if (given.length !== 1) throw new HttpError(400, 'give exactly one of: ids (a list of dead-letter ids), subscriber (a name), all (true)');
+  const given = (['ids', 'subscriber', 'all', 'filter'] as const).filter((k) => b[k] !== undefined);
+  if (given.length !== 1) {
+    throw new HttpError(400, 'give exactly one of: ids (a list of dead-letter ids), subscriber (a name), all (true), filter ({run, subscriber, since, until})');
+  }
+  if (b.filter !== undefined) {
+    const filter = parseDeadLetterFilter(asObject(b.filter));
+    if (Object.keys(filter).length === 0) throw new HttpError(400, 'filter needs at least one of run, subscriber, since, until');
+    return { filter };
+  }
   if (b.ids !== undefined) {
     const ids = b.ids;
     if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => Number.isSafeInteger(i) && (i as number) > 0)) {
@@ -298,21 +327,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (!sameSecret(token, deps.adminToken)) return reply.code(403).send({ error: 'wrong admin token' });
     });
 
-    admin.get('/v1/dead-letters', async (req) => {
+    /** A subscriber name that is neither configured nor has anything stored: a 404, not an empty answer. */
+    const unknownSubscriber = async (name: string | undefined, found: number): Promise<boolean> =>
+      name !== undefined && found === 0 && !deps.subscribers().some((s) => s.name === name) && (await store.listDeadLetters({ subscriber: name, limit: 1 })).length === 0;
+
+    admin.get('/v1/dead-letters', async (req, reply) => {
       const q = req.query as Record<string, unknown>;
       const limit = q.limit === undefined ? 1000 : Number(q.limit);
       if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100_000) throw new HttpError(400, 'limit must be an integer from 1 to 100000');
-      const subscriber = typeof q.subscriber === 'string' && q.subscriber !== '' ? q.subscriber : undefined;
-      const rows = await store.listDeadLetters({ ...(subscriber ? { subscriber } : {}), limit });
+      const filter = parseDeadLetterFilter(q);
+      const rows = await store.listDeadLetters({ ...filter, limit });
+      if (await unknownSubscriber(filter.subscriber, rows.length)) return reply.code(404).send({ error: `no subscriber named ${JSON.stringify(filter.subscriber)}` });
       return { deadLetters: rows.map(deadLetterView) };
     });
 
-    admin.post('/v1/dead-letters/replay', async (req) => {
+    admin.post('/v1/dead-letters/replay', async (req, reply) => {
       const selector = parseReplay(req.body);
       const ids = await store.replayDeadLetters(selector, now().getTime());
       if (ids.length > 0) deps.notify();
-      log.info({ selector, replayed: ids.length }, 'dead letters replayed');
-      return { replayed: ids.length, ids };
+      const subscriber = 'subscriber' in selector ? selector.subscriber : 'filter' in selector ? selector.filter.subscriber : undefined;
+      if (await unknownSubscriber(subscriber, ids.length)) return reply.code(404).send({ error: `no subscriber named ${JSON.stringify(subscriber)}` });
+      // Ids asked for that were not dead letters (never were, or replayed already): named, so a typo is not a silent no-op.
+      const notFound = 'ids' in selector ? selector.ids.filter((id) => !ids.includes(id)) : [];
+      log.info({ selector, replayed: ids.length, notFound }, 'dead letters replayed');
+      return { replayed: ids.length, ids, notFound };
     });
 
     admin.get('/v1/subscribers', async () => {

@@ -26,6 +26,8 @@ export interface CallbackMetrics {
   commitBatch: Histogram;
   queueDepth: Gauge<'subscriber'>;
   disabled: Gauge<'subscriber'>;
+  /** Subscribers disabled by the worker, by why: `gone` (HTTP 410) or `failing` (no success for --disable-after). */
+  subscriberDisables: Counter<'subscriber' | 'reason'>;
   /** Where queueDepth and disabled read from (set by the runtime once the store is open). */
   sampleQueue(source: () => Promise<QueueSnapshot>): void;
 }
@@ -108,9 +110,15 @@ export function callbackMetrics(registry: Registry): CallbackMetrics {
     ),
     disabled: sampledGauge(
       'kfp_notify_subscriber_disabled',
-      '1 when the subscriber is disabled (it answered 410 Gone); re-enable with POST /v1/subscribers/<name>/enable',
+      '1 when the subscriber is disabled (it answered 410 Gone, or failed for --disable-after); re-enable with kfp-notify subscriber enable <name>',
       (snap, set) => snap.disabled.forEach((name) => set(name, 1)),
     ),
+    subscriberDisables: new Counter({
+      name: 'kfp_notify_subscriber_disables_total',
+      help: 'Subscribers disabled, by reason: gone (HTTP 410) or failing (no successful delivery for --disable-after)',
+      labelNames: ['subscriber', 'reason'],
+      registers,
+    }),
     sampleQueue(fn) {
       source = fn;
     },

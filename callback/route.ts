@@ -1,3 +1,4 @@
+import { k8sName } from '../common/kfp/k8s-name.js';
 import type { KfpEvent, Subscriber } from './types.js';
 
 /**
@@ -27,14 +28,32 @@ function passes(filter: readonly string[] | undefined, value: string): boolean {
   return !filter || filter.length === 0 || filter.some((p) => matchesPattern(p, value));
 }
 
+/** A pattern in Kubernetes form (lowercase letters, digits, '-', '*'): it cannot mean a display name with capitals or spaces. */
+const K8S_PATTERN = /^[-0-9a-z*]+$/;
+
+/**
+ * pipelines: a pattern matches the event's PipelineName (the name the pipeline was compiled with,
+ * as KFP shows it: "Save Most Frequent") or, when the pattern is in Kubernetes form, that name's
+ * Kubernetes form ("save-most-frequent", the Workflow's generateName prefix), so a filter copied
+ * from either place works. An unknown pipeline ('') matches only `*`: nothing says it is one of the
+ * named pipelines.
+ */
+export function matchesPipeline(patterns: readonly string[] | undefined, pipelineName: string): boolean {
+  if (!patterns || patterns.length === 0) return true;
+  if (patterns.some((p) => matchesPattern(p, pipelineName))) return true;
+  if (pipelineName === '') return false;
+  const asK8s = k8sName(pipelineName);
+  return asK8s !== pipelineName && patterns.some((p) => K8S_PATTERN.test(p) && matchesPattern(p, asK8s));
+}
+
 export function wants(subscriber: Subscriber, event: KfpEvent): boolean {
   // eventTypes: exact EventType names (checked against EVENT_TYPES when the config was parsed).
   if (subscriber.eventTypes && subscriber.eventTypes.length > 0 && !subscriber.eventTypes.includes(event.EventType)) return false;
   // namespaces: the run's Kubernetes namespace (a KFP profile in multi-user installs).
   if (!passes(subscriber.namespaces, event.Namespace)) return false;
-  // pipelines: the pipeline's name. An event whose pipeline is unknown ('') matches only `*`:
-  // nothing says it is one of the named pipelines.
-  if (!passes(subscriber.pipelines, event.PipelineName)) return false;
+  // pipelines: the pipeline's name (its display name, or the Kubernetes form of it: matchesPipeline).
+  // An event whose pipeline is unknown ('') matches only `*`: nothing says it is one of the named pipelines.
+  if (!matchesPipeline(subscriber.pipelines, event.PipelineName)) return false;
   // recurringRuns: the ScheduledWorkflow that started the run; a one-off run ('') matches only `*`.
   return passes(subscriber.recurringRuns, event.RecurringRunName);
 }

@@ -79,7 +79,11 @@ export interface CallbackOptions {
   durability?: Durability;
   /** The KFP UI base URL (parseKfpUiUrl): events carry RunUrl; without it RunUrl is ''. */
   kfpUiUrl?: string;
+  /** Disable a subscriber after this long without a successful delivery (default 5 days; 0: never). */
+  disableAfterMs?: number;
 }
+
+export const DEFAULT_DISABLE_AFTER_MS = 5 * 24 * 60 * 60 * 1000;
 
 export interface CallbackRuntime {
   app: FastifyInstance;
@@ -171,6 +175,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
       ...(opts.retryScale !== undefined ? { retryScale: opts.retryScale } : {}),
       ...(opts.cluster?.notice ? { onNotice: opts.cluster.notice } : {}),
       transports: { nats, 'kfp-run': kfpRun },
+      disableAfterMs: opts.disableAfterMs ?? DEFAULT_DISABLE_AFTER_MS,
     },
     source.current(),
   );

@@ -44,6 +44,12 @@ export interface WorkerDeps {
   onNotice?: (notice: DeliveryNotice) => void;
   /** Senders for the subscriber types the worker does not build in (nats, kfp-run), by type. */
   transports?: Partial<Record<Exclude<SubscriberType, 'http' | 'log'>, Transport>>;
+  /**
+   * Disable a subscriber whose attempts have all failed for this long (ms; Svix's default is 5
+   * days). Undefined or 0: never. The failing-since mark is kept in the store, written only when a
+   * subscriber starts or stops failing, so a restart does not reset the clock.
+   */
+  disableAfterMs?: number;
 }
 
 export interface Worker {
@@ -69,6 +75,9 @@ interface Lane {
   ready: ClaimedDelivery[];
   /** No claims before this time (ms since the epoch): the endpoint did not answer. */
   pausedUntil?: number;
+  /** Every attempt since this time (ms since the epoch) has failed; read from the store once per lane. */
+  failingSince?: number;
+  failingLoaded: boolean;
 }
 
 /**
@@ -90,6 +99,14 @@ export function deliveryRequest(event: KfpEvent, sub: Subscriber, nowMs: number)
     ? sign({ id: event.EventId, timestamp, body, secrets: sub.signingKeys })
     : { 'webhook-id': event.EventId, 'webhook-timestamp': String(timestamp) };
   return { url: sub.url ?? '', headers: { ...sub.headers, ...headers, ...webhook }, body, timeoutMs: sub.timeoutMs };
+}
+
+/** 432000000 → "5d": how long, as an operator would write it. */
+export function shortDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 function describeFailure(result: SendResult): string {
@@ -161,12 +178,21 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
   /** Claims as many due deliveries as each lane has free slots; a lane left with free slots sleeps until its next due time. */
   async function refill(batch: readonly Lane[]): Promise<void> {
     const disabled = await store.disabledSubscribers();
+    if (deps.disableAfterMs && batch.some((l) => !l.failingLoaded)) {
+      const marks = await store.failingSince();
+      for (const lane of batch) {
+        if (lane.failingLoaded) continue;
+        lane.failingLoaded = true;
+        lane.failingSince = marks[lane.sub.name];
+      }
+    }
     const at = now();
     const wanting: { lane: Lane; free: number; request: ClaimRequest }[] = [];
     for (const lane of batch) {
       if (lane.removed) continue;
       if (disabled[lane.sub.name]) {
         lane.ready = []; // disabling moved them to the dead letters and dropped their leases
+        lane.failingSince = undefined; // enable() clears the stored mark: the clock starts again
         continue;
       }
       if (lane.pausedUntil !== undefined) {
@@ -302,7 +328,10 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
       case 'done':
         await store.markDelivered(delivery.id, note);
         outcome = 'delivered';
-        log.debug(context, 'delivered');
+        // At info, so that a working callback does not look idle; a log subscriber's own line is its delivery.
+        if (sub.type !== 'log') {
+          log.info({ subscriber: sub.name, eventId: event.EventId, eventType: event.EventType, kfpRunId: event.KfpRunId, attempt: attemptNo, status: result.status, durationMs: Math.round(result.durationMs) }, 'delivered');
+        }
         break;
       case 'retry': {
         await store.scheduleRetry(delivery.id, at + decision.delayMs, note);
@@ -321,12 +350,48 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
         await store.deadLetter(delivery.id, note);
         const moved = await store.disable(sub.name, result.status === 410 ? 'HTTP 410 Gone' : (result.error ?? 'disabled'), at);
         outcome = 'disabled';
-        log.warn({ ...context, movedToDeadLetters: moved }, 'subscriber disabled; re-enable with POST /v1/subscribers/<name>/enable');
+        log.warn({ ...context, movedToDeadLetters: moved }, `subscriber disabled by HTTP 410 Gone; re-enable with: kfp-notify subscriber enable ${sub.name}`);
+        metrics?.subscriberDisables.inc({ subscriber: sub.name, reason: 'gone' });
         deps.onNotice?.({ kind: 'subscriber-disabled', subscriber: sub.name, eventId: event.EventId, reason: describeFailure(result) });
         break;
       }
     }
     metrics?.deliveries.inc({ subscriber: sub.name, outcome });
+    if (outcome !== 'disabled') await trackFailing(lane, result.ok, at, event.EventId);
+  }
+
+  /**
+   * Auto-disable: the failing mark is set by the first failure after a success and cleared by the
+   * next success (store writes on those transitions only); a failure once the mark is older than
+   * disableAfterMs disables the subscriber, as a 410 does.
+   */
+  async function trackFailing(lane: Lane, ok: boolean, at: number, eventId: string): Promise<void> {
+    const limit = deps.disableAfterMs;
+    const sub = lane.sub;
+    if (!limit || sub.type === 'log') return;
+    if (ok) {
+      if (lane.failingSince === undefined) return;
+      lane.failingSince = undefined;
+      await store.clearFailing(sub.name);
+      return;
+    }
+    if (lane.failingSince === undefined) {
+      lane.failingSince = at;
+      await store.markFailing(sub.name, at);
+      return;
+    }
+    if (at - lane.failingSince < limit || stopping) return;
+    const since = lane.failingSince;
+    lane.failingSince = undefined;
+    lane.ready = []; // disable() moves them to the dead letters and drops their leases
+    const reason = `no successful delivery for ${shortDuration(limit)} (failing since ${new Date(since).toISOString()})`;
+    const moved = await store.disable(sub.name, reason, at);
+    log.warn(
+      { subscriber: sub.name, failingSince: new Date(since).toISOString(), disableAfterMs: limit, movedToDeadLetters: moved },
+      `subscriber disabled: ${reason}; re-enable with: kfp-notify subscriber enable ${sub.name}`,
+    );
+    metrics?.subscriberDisables.inc({ subscriber: sub.name, reason: 'failing' });
+    deps.onNotice?.({ kind: 'subscriber-disabled', subscriber: sub.name, eventId, reason });
   }
 
   function setSubscribers(subscribers: readonly Subscriber[]): void {
@@ -341,7 +406,7 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     for (const sub of subscribers) {
       const lane = lanes.get(sub.name);
       if (lane) lane.sub = sub;
-      else lanes.set(sub.name, { sub, inFlight: new Map(), sending: 0, removed: false, ready: [] });
+      else lanes.set(sub.name, { sub, inFlight: new Map(), sending: 0, removed: false, ready: [], failingLoaded: false });
     }
     notify();
   }

@@ -8,7 +8,7 @@ import { DURABILITIES, type Durability } from '../callback/store/sqlite.js';
 import { adminTokenPath, startCallback, type CallbackRuntime, type ClusterServices, type SubscriberSource } from '../callback/runtime.js';
 import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVEL_HELP, UsageError, logLevelFlag, portFlag, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
 import { parseKfpUiUrl } from '../callback/run-url.js';
 
@@ -32,16 +32,16 @@ Options:
                                       loss or kernel crash can lose the last ~200 ms of events
   --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
                                without it the cluster is used in a pod, or when --subscribers-configmap is given
+  --disable-after D            disable a subscriber after this long without a successful delivery (default 5d;
+                               0 never); re-enable with kfp-notify subscriber enable NAME
   --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
   --subscribers-configmap NAME read subscribers from this ConfigMap (watched) instead of a file
   --namespace NS               namespace of that ConfigMap (default $POD_NAMESPACE, the pod's, or the kubeconfig context's)
   --kfp-ui-url URL             the KFP UI's base URL (e.g. https://kubeflow.example.com/pipeline, or $KFP_NOTIFY_KFP_UI_URL):
                                every event gets RunUrl <URL>/#/runs/details/<run id>, and chat formats link to it
-  --log-level L                trace, debug, info, warn, error (default info)
+  --log-level L                ${LOG_LEVEL_HELP} (default info or $LOG_LEVEL)
   -h, --help                   show this help
 `;
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export interface CallbackFlags {
   port: number;
@@ -55,6 +55,7 @@ export interface CallbackFlags {
   durability: Durability;
   cluster: boolean;
   watchGraceMs: number;
+  disableAfterMs: number;
   configMap?: string;
   namespace?: string;
   kfpUiUrl?: string;
@@ -78,6 +79,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
       durability: { type: 'string', default: env.KFP_NOTIFY_DURABILITY || 'fsync' },
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string', default: '60s' },
+      'disable-after': { type: 'string', default: '5d' },
       'subscribers-configmap': { type: 'string' },
       namespace: { type: 'string' },
       'kfp-ui-url': { type: 'string', default: env.KFP_NOTIFY_KFP_UI_URL || undefined },
@@ -87,8 +89,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   });
   const v = parsed.values;
   if (v.help) return 'help';
-  const port = Number(v.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535 (got ${v.port})`);
+  const port = portFlag(v.port, '--port');
   let retryScale: number;
   if (v['retry-scale'] !== undefined) {
     retryScale = Number(v['retry-scale']);
@@ -104,7 +105,9 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   if (!durability) throw new UsageError(`--durability must be one of ${DURABILITIES.join(', ')} (got ${v.durability})`);
   const watchGraceMs = durationMs(v['watch-grace'], 1000);
   if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
-  if (!LOG_LEVELS.includes(v['log-level'])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  logLevelFlag(v['log-level']);
+  const disableAfterMs = durationMs(v['disable-after'], 1000);
+  if (disableAfterMs === undefined) throw new UsageError(`--disable-after must be a duration such as 5d, 12h or 0 (got ${v['disable-after']})`);
   if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
   if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
@@ -126,6 +129,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     // from a developer's kubeconfig.
     cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
     watchGraceMs,
+    disableAfterMs,
     ...(v['subscribers-configmap'] ? { configMap: v['subscribers-configmap'] } : {}),
     ...(v.namespace ? { namespace: v.namespace } : {}),
     ...(kfpUi?.ok ? { kfpUiUrl: kfpUi.base } : {}),
@@ -186,13 +190,13 @@ export function untilSignal(): Promise<string> {
  * Starts a callback from parsed flags: cluster services, subscribers file, runtime. Shared by
  * `callback` and `serve`. Resolves to the runtime, or to an exit code after printing why not.
  */
-export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logger, registry: Registry): Promise<CallbackRuntime | number> {
+export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logger, registry: Registry, command = 'callback'): Promise<CallbackRuntime | number> {
   let cluster: ClusterServices | undefined;
   if (flags.cluster) {
     try {
       cluster = await connectCluster(flags, io.env, log, registry);
     } catch (err) {
-      io.stderr.write(`kfp-notify: ${errorMessage(err)}\n`);
+      io.stderr.write(`kfp-notify ${command}: ${errorMessage(err)}\n`);
       return EXIT_FAILURE;
     }
   }
@@ -203,7 +207,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       subscribers = await watchSubscriberFiles({ file: flags.subscribersFile, ...(flags.secretsFile ? { secretsFile: flags.secretsFile } : {}), log });
     } catch (err) {
       const msg = err instanceof SubscriberConfigError ? err.errors.map((e) => `  ${e}`).join('\n') : `  ${errorMessage(err)}`;
-      io.stderr.write(`kfp-notify: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
+      io.stderr.write(`kfp-notify ${command}: cannot load subscribers from ${flags.subscribersFile}:\n${msg}\n`);
       await cluster?.close?.();
       return EXIT_USAGE;
     }
@@ -222,11 +226,12 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       retryScale: flags.retryScale,
       durability: flags.durability,
       ...(flags.kfpUiUrl ? { kfpUiUrl: flags.kfpUiUrl } : {}),
+      disableAfterMs: flags.disableAfterMs,
     });
   } catch (err) {
     await subscribers?.close();
     await cluster?.close?.();
-    io.stderr.write(`kfp-notify: ${errorMessage(err)}\n`);
+    io.stderr.write(`kfp-notify ${command}: ${errorMessage(err)}\n`);
     return EXIT_FAILURE;
   }
 }

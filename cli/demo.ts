@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,17 +8,17 @@ import { fileURLToPath } from 'node:url';
 import jsonPatch from 'fast-json-patch';
 import { Registry } from 'prom-client';
 import { createLogger, silentLogger, type Logger } from '../common/logger.js';
-import { parseDocuments } from '../common/yaml-docs.js';
 import { fixedSubscribers, startCallback, type CallbackRuntime } from '../callback/runtime.js';
 import { verify } from '../callback/signing.js';
 import { parseSubscribers } from '../callback/subscribers/parse.js';
 import { kfpFlavour } from '../common/kfp/kfp-steps.js';
-import { defaultInjectOptions } from '../webhook/inject/options.js';
+import { callbackUrlProblem, defaultInjectOptions } from '../webhook/inject/options.js';
 import type { Workflow } from '../common/kfp/workflow-types.js';
 import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer, type RunningWebhook } from '../webhook/server.js';
-import { loadHookKeys } from '../common/data-dir.js';
+import { loadHookKeys, resolveDataDir } from '../common/data-dir.js';
 import { admit } from './demo/admit.js';
+import { checkFailTasks, loadDemoWorkflow } from './demo/input.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
 import { simulateRun } from './demo/simulate-run.js';
@@ -38,6 +38,10 @@ Options:
   --fail STEP      a DAG task that fails in the played run (repeatable; default: fail-op when present)
   --mode M         container (default) or http hook templates
   --data-dir D     keep state here (default: a temporary dir, removed afterwards)
+  --callback-url U play the hook calls against your own callback at U (e.g. \`kfp-notify serve\` or
+                   \`kfp-notify callback\` with your subscribers) instead of a built-in one; its hook
+                   key must be in --data-dir (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR, the
+                   callback's default). Its subscribers get the events; the demo prints each call's answer
   --verbose        also print the services' JSON logs on stderr
   -h, --help       show this help
 `;
@@ -53,6 +57,8 @@ interface DemoFlags {
   fail?: string[];
   mode: 'container' | 'http';
   dataDir?: string;
+  /** Play against this callback instead of starting one (and its local subscribers). */
+  callbackUrl?: string;
   verbose: boolean;
 }
 
@@ -65,17 +71,27 @@ function parseFlags(args: string[]): DemoFlags | 'help' {
       fail: { type: 'string', multiple: true },
       mode: { type: 'string', default: 'container' },
       'data-dir': { type: 'string' },
+      'callback-url': { type: 'string' },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
   if (v.help) return 'help';
   if (v.mode !== 'container' && v.mode !== 'http') throw new UsageError(`--mode must be container or http (got ${v.mode})`);
+  const callbackUrl = v['callback-url'];
+  const urlProblem = callbackUrl !== undefined ? callbackUrlProblem(callbackUrl) : undefined;
+  if (urlProblem) throw new UsageError(`--callback-url: ${urlProblem}`);
+  // Against the user's callback the data dir is that callback's (it holds the hook key), never a temporary one.
+  const dataDir = v['data-dir'] ?? (callbackUrl !== undefined ? resolveDataDir() : undefined);
+  if (callbackUrl !== undefined && dataDir !== undefined && !existsSync(join(dataDir, 'hook-key'))) {
+    throw new UsageError(`no hook key in ${dataDir}: give --data-dir the data dir of the callback at ${callbackUrl} (it verifies hook tokens with that key)`);
+  }
   return {
     file: v.file ?? DEFAULT_WORKFLOW,
     ...(v.fail ? { fail: v.fail } : {}),
     mode: v.mode,
-    ...(v['data-dir'] ? { dataDir: v['data-dir'] } : {}),
+    ...(dataDir ? { dataDir } : {}),
+    ...(callbackUrl !== undefined ? { callbackUrl: callbackUrl.replace(/\/+$/, '') } : {}),
     verbose: v.verbose,
   };
 }
@@ -125,7 +141,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
   const out = (s = ''): boolean => io.stdout.write(`${s}\n`);
   const dataDir = flags.dataDir ?? mkdtempSync(join(tmpdir(), 'kfp-notify-demo-'));
   const log: Logger = flags.verbose ? createLogger({ level: 'info' }) : silentLogger();
-  const compiled = parseDocuments(readFileSync(flags.file, 'utf8'), flags.file)[0] as Workflow;
+  const compiled = loadDemoWorkflow(flags.file);
   const receiver = await startReceiver();
   const signingSecret = `whsec_${randomBytes(24).toString('base64')}`;
   const { subscribers, errors } = parseSubscribers(
@@ -143,12 +159,14 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
   let webhook: RunningWebhook | undefined;
   try {
     const registry = new Registry();
+    const external = flags.callbackUrl;
     // The address `kubectl port-forward svc/ml-pipeline-ui 8080:80` gives the KFP UI: chat messages link to the run there.
-    callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry, kfpUiUrl: 'http://localhost:8080' });
-    const cert = await ensureSelfSignedCert(dataDir);
-    const hookKey = loadHookKeys({ dataDir })[0];
+    if (!external) callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry, kfpUiUrl: 'http://localhost:8080' });
+    // Your callback verifies hook tokens with the key in its data dir: never mint a new one there.
+    const hookKey = loadHookKeys({ dataDir, create: !external })[0];
     if (!hookKey) throw new Error('no hook key');
-    const callbackUrl = callback.url ?? '';
+    const cert = await ensureSelfSignedCert(dataDir);
+    const callbackUrl = external ?? callback?.url ?? '';
     const injectOptions = defaultInjectOptions({ hookKey, callbackUrl, mode: flags.mode });
     webhook = await startWebhookServer({
       host: '127.0.0.1',
@@ -161,12 +179,15 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
     });
     out('kfp-notify demo: the whole path on this machine, no cluster');
     out();
-    out(`1. Callback on ${callbackUrl}, webhook on ${webhook.url} (self-signed certificate in ${dataDir})`);
-    out('   Subscribers (local HTTP endpoints):');
-    out('     team-webhook     documented JSON, signed (Standard Webhooks)');
-    out('     legacy-handler   a kfp-event-handler "name: URI" line, unchanged');
-    out('     run-completions  CloudEvents 1.0 structured, run ends only');
-    out('     slack-channel    a Slack incoming webhook body; teams-channel: a Teams Workflows card (failures and run ends)');
+    out(`1. ${external ? 'Your callback' : 'Callback'} on ${callbackUrl}, webhook on ${webhook.url} (self-signed certificate in ${dataDir})`);
+    if (external) out('   Subscribers: those of your callback');
+    else {
+      out('   Subscribers (local HTTP endpoints):');
+      out('     team-webhook     documented JSON, signed (Standard Webhooks)');
+      out('     legacy-handler   a kfp-event-handler "name: URI" line, unchanged');
+      out('     run-completions  CloudEvents 1.0 structured, run ends only');
+      out('     slack-channel    a Slack incoming webhook body; teams-channel: a Teams Workflows card (failures and run ends)');
+    }
 
     const namespace = 'kubeflow';
     const runId = randomUUID();
@@ -199,6 +220,11 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
       out(`   ${what.padEnd(34)} → HTTP ${res.status}, ${answer.eventIds?.length ?? 0} event(s)`);
     }
 
+    if (external) {
+      out();
+      out(`4. ${accepted} event(s) accepted by ${callbackUrl}: your callback delivers them to its subscribers (its log shows each delivery).`);
+      return accepted > 0 ? EXIT_OK : EXIT_FAILURE;
+    }
     // Every accepted event reaches team-webhook and legacy-handler; run ends also reach run-completions.
     await waitFor(() => {
       const perSub = (s: string) => receiver.received.filter((r) => r.path === `/${s}`).length;
@@ -238,7 +264,11 @@ export const command: Command = {
   name: 'demo',
   summary: 'admit a real KFP workflow, play its hook calls, print the deliveries',
   run: async (args, io) => {
-    const parsed = parseOrExit('demo', USAGE, io, () => parseFlags(args));
+    const parsed = parseOrExit('demo', USAGE, io, () => {
+      const flags = parseFlags(args);
+      if (flags !== 'help') checkFailTasks(loadDemoWorkflow(flags.file), flags.fail ?? []);
+      return flags;
+    });
     if ('exit' in parsed) return parsed.exit;
     const flags = parsed.flags;
     try {

@@ -1,36 +1,44 @@
-import { request } from 'undici';
-import { resolveDataDir } from '../common/data-dir.js';
-import { loadAdminToken } from '../common/data-dir.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
-import { errorMessage } from '../common/error-message.js';
+import { durationMs } from '../callback/subscribers/duration.js';
+import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminFailure, adminTarget, adminToken, type AdminTarget } from './admin-client.js';
+import { EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]
 
 Lists or replays dead-lettered deliveries through a running callback's admin API.
 
-  kfp-notify dlq list [--subscriber S]                  what failed for good, oldest first
+  kfp-notify dlq list [--subscriber S] [--run ID] [--since T] [--until T]   what failed for good, oldest first
   kfp-notify dlq replay --id ID [--id ID...]            deliver these again (fresh attempt count)
   kfp-notify dlq replay --subscriber S | --all
+  kfp-notify dlq replay [--subscriber S] [--run ID] [--since T] [--until T]
+
+A name or id that does not exist exits 2. Re-enable a disabled subscriber with
+\`kfp-notify subscriber enable NAME\`.
 
 Options:
-  --url U               the callback (default http://127.0.0.1:8080)
   --subscriber S        only this subscriber's dead letters
+  --run ID              only the dead letters of this KFP run (the event's KfpRunId)
+  --since T             only those dead since T: a duration ago (2h, 30m, 7d) or an ISO 8601 time
+  --until T             only those dead before T (same forms)
   --id ID               a dead-letter id (repeatable; replay only)
   --all                 every dead letter (replay only)
-  --data-dir D          where the admin token is (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
-  --admin-token-file F  the admin token file (default <data dir>/admin-token)
+${ADMIN_FLAGS_HELP}
   -o, --output F        table (default) or json
   -h, --help            show this help
 `;
 
+interface Filter {
+  subscriber?: string;
+  run?: string;
+  since?: string;
+  until?: string;
+}
+
 interface DlqArgs {
   action: 'list' | 'replay';
-  url: string;
-  subscriber?: string;
+  target: AdminTarget;
+  filter: Filter;
   ids: number[];
   all: boolean;
-  dataDir: string;
-  adminTokenFile?: string;
   output: 'table' | 'json';
 }
 
@@ -45,18 +53,28 @@ interface DeadLetterView {
   event: { EventType?: string; KfpRunId?: string; WorkflowName?: string; NodeName?: string };
 }
 
+/** `2h` (that long ago) or an ISO 8601 time → an ISO time for the API. */
+export function timeFlag(value: string, flag: string, now: number): string {
+  const ago = durationMs(value, NaN);
+  if (ago !== undefined && !Number.isNaN(ago)) return new Date(now - ago).toISOString();
+  const at = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(at)) throw new UsageError(`${flag} must be a duration ago (2h, 30m, 7d) or an ISO 8601 time, got "${value}"`);
+  return new Date(at).toISOString();
+}
+
 function parse(args: string[], env: NodeJS.ProcessEnv): DlqArgs | 'help' {
   const parsed = strictParse({
     args,
     strict: true,
     allowPositionals: true,
     options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8080' },
+      ...ADMIN_OPTIONS,
       subscriber: { type: 'string' },
+      run: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
       id: { type: 'string', multiple: true, default: [] },
       all: { type: 'boolean', default: false },
-      'data-dir': { type: 'string' },
-      'admin-token-file': { type: 'string' },
       output: { type: 'string', short: 'o', default: 'table' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -67,61 +85,33 @@ function parse(args: string[], env: NodeJS.ProcessEnv): DlqArgs | 'help' {
   if (action !== 'list' && action !== 'replay') throw new UsageError(action ? `unknown action "${action}" (use list or replay)` : 'give an action: list or replay');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   if (v.output !== 'table' && v.output !== 'json') throw new UsageError(`--output must be table or json (got ${v.output})`);
-  try {
-    const u = new URL(v.url);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
-  } catch {
-    throw new UsageError(`--url must be an http(s) URL (got ${v.url})`);
-  }
+  const target = adminTarget(v, env);
   const ids = v.id.map((s) => {
     const n = Number(s);
     if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--id must be a positive integer (got ${s})`);
     return n;
   });
+  const now = Date.now();
+  const filter: Filter = {
+    ...(v.subscriber !== undefined ? { subscriber: v.subscriber } : {}),
+    ...(v.run !== undefined ? { run: v.run } : {}),
+    ...(v.since !== undefined ? { since: timeFlag(v.since, '--since', now) } : {}),
+    ...(v.until !== undefined ? { until: timeFlag(v.until, '--until', now) } : {}),
+  };
   if (action === 'list' && (ids.length > 0 || v.all)) throw new UsageError('--id and --all apply to replay only');
   if (action === 'replay') {
-    const selectors = [ids.length > 0, v.subscriber !== undefined, v.all].filter(Boolean).length;
-    if (selectors !== 1) throw new UsageError('replay needs exactly one of --id, --subscriber, --all');
+    const selectors = [ids.length > 0, Object.keys(filter).length > 0, v.all].filter(Boolean).length;
+    if (selectors !== 1) throw new UsageError('replay needs exactly one of --id, --all, or filters (--subscriber, --run, --since, --until)');
   }
-  return {
-    action,
-    url: v.url.replace(/\/+$/, ''),
-    ...(v.subscriber !== undefined ? { subscriber: v.subscriber } : {}),
-    ids,
-    all: v.all,
-    dataDir: resolveDataDir(v['data-dir'] ?? env.KFP_NOTIFY_DATA_DIR),
-    ...(v['admin-token-file'] ? { adminTokenFile: v['admin-token-file'] } : {}),
-    output: v.output,
-  };
+  return { action, target, filter, ids, all: v.all, output: v.output };
 }
 
-class ApiError extends Error {}
-
-async function call(a: DlqArgs, token: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-  let res;
-  try {
-    res = await request(`${a.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(30_000),
-    });
-  } catch (err) {
-    throw new ApiError(`cannot reach the callback at ${a.url}: ${errorMessage(err)}`);
-  }
-  const text = await res.body.text();
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    data = undefined;
-  }
-  if (res.statusCode >= 400) {
-    const reason = (data as { error?: unknown } | undefined)?.error;
-    throw new ApiError(`${method} ${path}: HTTP ${res.statusCode}${typeof reason === 'string' ? `: ${reason}` : ''}`);
-  }
-  if (data === undefined) throw new ApiError(`${method} ${path}: the answer is not JSON`);
-  return data;
+/** The replay body: ids, all, a subscriber alone (as before filters existed), or a filter. */
+function replaySelector(a: DlqArgs): unknown {
+  if (a.ids.length > 0) return { ids: a.ids };
+  if (a.all) return { all: true };
+  const { subscriber, ...rest } = a.filter;
+  return Object.keys(rest).length === 0 ? { subscriber } : { filter: a.filter };
 }
 
 function table(rows: readonly DeadLetterView[]): string {
@@ -145,28 +135,24 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseOrExit('dlq', USAGE, io, () => parse(args, io.env));
   if ('exit' in parsed) return parsed.exit;
   const a = parsed.flags;
-  let token: string;
   try {
-    token = loadAdminToken({ dataDir: a.dataDir, create: false, ...(a.adminTokenFile ? { file: a.adminTokenFile } : {}) });
-  } catch (err) {
-    io.stderr.write(`kfp-notify dlq: ${errorMessage(err)} (use --admin-token-file or --data-dir)\n`);
-    return EXIT_USAGE;
-  }
-  try {
+    const token = adminToken(a.target);
     if (a.action === 'list') {
-      const q = a.subscriber !== undefined ? `?subscriber=${encodeURIComponent(a.subscriber)}` : '';
-      const data = (await call(a, token, 'GET', `/v1/dead-letters${q}`)) as { deadLetters: DeadLetterView[] };
+      const query = new URLSearchParams(Object.entries(a.filter)).toString();
+      const data = (await adminCall(a.target, token, 'GET', `/v1/dead-letters${query ? `?${query}` : ''}`)) as { deadLetters: DeadLetterView[] };
       io.stdout.write(a.output === 'json' ? `${JSON.stringify(data.deadLetters, null, 2)}\n` : data.deadLetters.length ? table(data.deadLetters) : 'no dead letters\n');
       return EXIT_OK;
     }
-    const selector = a.ids.length > 0 ? { ids: a.ids } : a.subscriber !== undefined ? { subscriber: a.subscriber } : { all: true };
-    const data = (await call(a, token, 'POST', '/v1/dead-letters/replay', selector)) as { replayed: number; ids: number[] };
+    const data = (await adminCall(a.target, token, 'POST', '/v1/dead-letters/replay', replaySelector(a))) as { replayed: number; ids: number[]; notFound?: number[] };
     io.stdout.write(a.output === 'json' ? `${JSON.stringify(data)}\n` : `replayed ${data.replayed} dead letter${data.replayed === 1 ? '' : 's'}${data.ids.length ? `: ${data.ids.join(' ')}` : ''}\n`);
+    const notFound = data.notFound ?? [];
+    if (notFound.length > 0) {
+      io.stderr.write(`kfp-notify dlq: no dead letter with id ${notFound.join(', ')}\n`);
+      return EXIT_USAGE;
+    }
     return EXIT_OK;
   } catch (err) {
-    if (!(err instanceof ApiError)) throw err;
-    io.stderr.write(`kfp-notify dlq: ${err.message}\n`);
-    return EXIT_FAILURE;
+    return adminFailure('dlq', io, err);
   }
 }
 

@@ -59,11 +59,47 @@ export function parseOrExit<T>(command: string, usage: string, io: CliIo, parse:
   return { flags: parsed };
 }
 
-/** node:util's parseArgs, with its errors (unknown flag, missing value) turned into UsageErrors. */
+/**
+ * node:util's parseArgs, with its errors turned into UsageErrors in one wording for every command
+ * (Node's own text differs with allowPositionals and talks about '--' escapes).
+ */
 export function strictParse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs(config);
   } catch (err) {
-    throw new UsageError(errorMessage(err));
+    throw new UsageError(parseArgsMessage(err));
   }
+}
+
+function parseArgsMessage(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  const message = errorMessage(err);
+  const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
+  const flag = quoted.split(' ')[0] ?? quoted;
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${flag}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return message.includes('does not take') ? `${flag} takes no value` : `${flag} needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument "${quoted}"`;
+    default:
+      return message;
+  }
+}
+
+/** The levels every long-running command accepts (pino's), in the order --help lists them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_LEVEL_HELP = `${LOG_LEVELS.slice(0, -1).join(', ')} or ${LOG_LEVELS.at(-1)}`;
+
+export function logLevelFlag(value: string, flag = '--log-level'): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${LOG_LEVEL_HELP}, got "${value}"`);
+  return value;
+}
+
+/** A port flag, named as the user typed it (`serve --callback-port` is checked as itself, not as `--port`). */
+export function portFlag(value: string, flag: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new UsageError(`${flag} must be a whole number from 0 to 65535, got "${value}"`);
+  return port;
 }

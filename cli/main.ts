@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { processIo, type CliIo, type Command, EXIT_OK, EXIT_USAGE } from './io.js';
+import { errorMessage } from '../common/error-message.js';
+import { processIo, type CliIo, type Command, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js';
 
 // Commands load lazily: `inject` should not pay for Fastify or SQLite.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -9,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   serve: { summary: 'run webhook and callback on loopback, no cluster needed', load: async () => (await import('./serve.js')).command },
   demo: { summary: 'admit a real KFP workflow, play its hook calls, print the deliveries', load: async () => (await import('./demo.js')).command },
   dlq: { summary: 'list or replay dead-lettered deliveries', load: async () => (await import('./dlq.js')).command },
+  subscriber: { summary: 'list subscribers, or re-enable one the callback disabled', load: async () => (await import('./subscriber.js')).command },
 };
 
 function usage(): string {
@@ -44,5 +46,12 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     return EXIT_USAGE;
   }
   const command = await entry.load();
-  return command.run(rest, io);
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    // Whatever a command did not handle ends as one line and exit 1, never a stack trace: an
+    // unwritable data dir (a DataDirError, naming the path) the same way in every command.
+    io.stderr.write(`kfp-notify ${name}: ${errorMessage(err)}\n`);
+    return EXIT_FAILURE;
+  }
 }

@@ -5,11 +5,13 @@ import { ensureDataDir, resolveDataDir } from '../common/data-dir.js';
 import { createLogger } from '../common/logger.js';
 import { adminTokenPath } from '../callback/runtime.js';
 import { checkSettings, describeOptions, loadInjectOptions } from '../webhook/injector-config.js';
-import { ensureSelfSignedCert } from '../webhook/self-signed.js';
+import { SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE, ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { launchCallback, parseCallbackFlags, untilSignal } from './callback.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command, strictParse } from './io.js';
+import { EXIT_FAILURE, EXIT_OK, LOG_LEVEL_HELP, UsageError, parseOrExit, portFlag, type CliIo, type Command, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
+
+const HOOK_SECRETS_FILE = 'hook-secrets.json';
 
 const USAGE = `Usage: kfp-notify serve [options]
 
@@ -19,7 +21,8 @@ Workflows injected with \`kfp-notify inject --callback-url http://127.0.0.1:<cal
 same data dir make hook calls it accepts. Logs are JSON lines on stdout; Ctrl-C stops both.
 
 Options:
-  --data-dir D          state: callback.db, hook-key, admin-token, tls.crt/tls.key, hook-secrets.json
+  --data-dir D          state: callback.db, hook-key, admin-token, ${SELF_SIGNED_CERT_FILE}, ${SELF_SIGNED_KEY_FILE},
+                        ${HOOK_SECRETS_FILE}
                         (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
   --callback-port N     callback port (default 8080; 0 picks a free one)
   --webhook-port N      webhook port (default 8443; 0 picks a free one)
@@ -30,10 +33,11 @@ Options:
   --mode M              container (default) or http hook templates
   --retry-scale X       multiply every retry delay by X (default 1)
   --durability D        fsync (default) or write: when a hook call gets its 202 (see kfp-notify callback --help)
+  --disable-after D     disable a subscriber after this long without a successful delivery (default 5d; 0 never)
   --no-cluster          never talk to Kubernetes (the default unless in a pod)
   --watch-grace D       with a cluster: how long the status watcher waits for a hook (default 60s)
   --kfp-ui-url URL      the KFP UI's base URL: events link to their run (see kfp-notify callback --help)
-  --log-level L         trace, debug, info, warn, error (default info)
+  --log-level L         ${LOG_LEVEL_HELP} (default info)
   -h, --help            show this help
 `;
 
@@ -63,15 +67,15 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
       'no-cluster': { type: 'boolean', default: false },
       'watch-grace': { type: 'string' },
       'kfp-ui-url': { type: 'string' },
+      'disable-after': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
   if (v.help) return 'help';
-  const webhookPort = Number(v['webhook-port']);
-  if (!Number.isInteger(webhookPort) || webhookPort < 0 || webhookPort > 65535) {
-    throw new UsageError(`--webhook-port must be an integer from 0 to 65535 (got ${v['webhook-port']})`);
-  }
+  const webhookPort = portFlag(v['webhook-port'], '--webhook-port');
+  // Checked here under the name the user typed; the callback half checks it again as its --port.
+  portFlag(v['callback-port'], '--callback-port');
   // The callback half takes the callback command's own flags, so both parse (and fail) alike.
   const pass = (flag: string, value: string | undefined): string[] => (value === undefined ? [] : [flag, value]);
   const callbackArgs = [
@@ -84,6 +88,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
     ...pass('--durability', v.durability),
     ...pass('--watch-grace', v['watch-grace']),
     ...pass('--kfp-ui-url', v['kfp-ui-url']),
+    ...pass('--disable-after', v['disable-after']),
     ...pass('--log-level', v['log-level']),
     ...(v['no-cluster'] ? ['--no-cluster'] : []),
   ];
@@ -116,11 +121,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const dataDir = ensureDataDir(callbackFlags.dataDir);
   // The local notifier reads nothing from a Kubernetes Secret (its token is minted into the template),
   // so a local run needs no secret values: say so in the file a local player would read.
-  writeFileSync(join(dataDir, 'hook-secrets.json'), '{}\n', { mode: 0o600 });
+  writeFileSync(join(dataDir, HOOK_SECRETS_FILE), '{}\n', { mode: 0o600 });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'kfp_notify_' });
 
-  const callback = await launchCallback(callbackFlags, io, log, registry);
+  const callback = await launchCallback(callbackFlags, io, log, registry, 'serve');
   if (typeof callback === 'number') return callback;
   let webhook;
   try {

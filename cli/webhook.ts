@@ -5,7 +5,8 @@ import { SETTING_FLAGS, checkSettings, describeOptions, watchInjectOptions, type
 import { webhookMetrics } from '../webhook/metrics.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { readCertPair } from '../webhook/tls-reload.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, strictParse } from './io.js';
+import { DataDirError } from '../common/data-dir.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVEL_HELP, UsageError, logLevelFlag, parseOrExit, portFlag, type CliIo, type Command, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
 
 const USAGE = `Usage: kfp-notify webhook --port N --tls-cert FILE --tls-key FILE [options]
@@ -31,7 +32,8 @@ Options:
   --inject-threads N     worker threads that parse and inject admissions (default 0: on the event
                          loop). With threads the 2 s time budget holds whatever the injector does, and
                          a busy webhook admits more per second; each admission pays a thread hop
-  --log-level L          fatal, error, warn, info, debug, trace or silent (default info)
+  --log-level L          ${LOG_LEVEL_HELP} (default info or $LOG_LEVEL)
+  -h, --help             show this help
 `;
 
 // On the event loop by default: measured (docs/benchmarks.md), a thread raises a saturated webhook's
@@ -39,8 +41,6 @@ Options:
 // runs a few at a time, where latency is what the apiserver waits for.
 const DEFAULT_INJECT_THREADS = 0;
 const MAX_INJECT_THREADS = 16;
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const OPTIONS = {
   port: { type: 'string' },
@@ -81,11 +81,8 @@ function required(value: string | undefined, flag: string): string {
 export function parseWebhookFlags(args: string[], env: NodeJS.ProcessEnv): WebhookFlags | 'help' {
   const { values } = strictParse({ args, options: OPTIONS, strict: true, allowPositionals: false });
   if (values.help) return 'help';
-  const portText = required(values.port, '--port');
-  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
-  if (!(port >= 0 && port <= 65535)) throw new UsageError(`--port must be a whole number from 0 to 65535, got "${portText}"`);
-  const logLevel = values['log-level'] ?? env.LOG_LEVEL ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  const port = portFlag(required(values.port, '--port'), '--port');
+  const logLevel = logLevelFlag(values['log-level'] ?? env.LOG_LEVEL ?? 'info');
   const threadsText = values['inject-threads'] ?? String(DEFAULT_INJECT_THREADS);
   const injectThreads = /^\d{1,2}$/.test(threadsText) ? Number(threadsText) : NaN;
   if (!(injectThreads >= 0 && injectThreads <= MAX_INJECT_THREADS)) {
@@ -137,15 +134,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
     io.stderr.write(`kfp-notify webhook: ${message}\n`);
     return code;
   };
-  let flags: WebhookFlags;
+  const parsed = parseOrExit('webhook', USAGE, io, () => parseWebhookFlags(args, io.env));
+  if ('exit' in parsed) return parsed.exit;
+  const flags = parsed.flags;
   let options: InjectOptionsSource;
   try {
-    const parsed = parseWebhookFlags(args, io.env);
-    if (parsed === 'help') {
-      io.stdout.write(USAGE);
-      return EXIT_OK;
-    }
-    flags = parsed;
     // Bad certificate files are bad input (exit 2), found before anything listens.
     readCertPair(flags.certFile, flags.keyFile);
   } catch (err) {
@@ -162,7 +155,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
       { logger, onResult: (result) => metrics.configReloads.inc({ result }) },
     );
   } catch (err) {
-    return fail(errorMessage(err), EXIT_USAGE);
+    // A hook key the data dir could not hold is the machine's problem (1); bad settings are input (2).
+    return fail(errorMessage(err), err instanceof DataDirError ? EXIT_FAILURE : EXIT_USAGE);
   }
 
   // Hooked before listening: a signal that arrives as soon as the port opens still stops us cleanly.

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { newHookKeySecret, parseHookKeys, type HookKey } from './hook-token.js';
@@ -12,8 +12,43 @@ export function resolveDataDir(flag?: string): string {
   return resolve(flag ?? process.env.KFP_NOTIFY_DATA_DIR ?? '.kfp-notify');
 }
 
+/**
+ * The data dir cannot be created or written: the machine's problem, not the input's. Every command
+ * prints it as one line naming the path and exits 1 (cli/main.ts), whichever file it was writing.
+ */
+export class DataDirError extends Error {
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`data dir ${path} is not writable: ${fsReason(cause)}`);
+    this.name = 'DataDirError';
+  }
+}
+
+const FS_REASONS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  ENOTDIR: 'a parent is not a directory',
+  EEXIST: 'exists and is not a directory',
+  EDQUOT: 'disk quota exceeded',
+};
+
+function fsReason(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return `${FS_REASONS[code] ?? code.toLowerCase()} (${code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 export function ensureDataDir(dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new DataDirError(dir, err);
+  }
   return dir;
 }
 
@@ -26,7 +61,11 @@ function readOrCreateSecret(opts: { file?: string; dataDir: string; create?: boo
   if (!existsSync(file)) {
     if (opts.file || opts.create === false) throw new Error(`${what} file ${file} does not exist`);
     ensureDataDir(opts.dataDir);
-    writeFileSync(file, `${fresh()}\n`, { mode: 0o600, flag: 'wx' });
+    try {
+      writeFileSync(file, `${fresh()}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      throw new DataDirError(opts.dataDir, err);
+    }
   }
   return readFileSync(file, 'utf8');
 }

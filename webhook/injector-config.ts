@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../common/logger.js';
-import { loadHookKeys } from '../common/data-dir.js';
+import { DataDirError, loadHookKeys } from '../common/data-dir.js';
 import type { HookKey } from '../common/hook-token.js';
 import { parseDocuments } from '../common/yaml-docs.js';
 import { defaultInjectOptions, type InjectOptions } from './inject/options.js';
@@ -111,6 +111,7 @@ export function loadSigningKey(src: Pick<InjectorSources, 'hookKeyFile' | 'dataD
     if (!first) throw new Error('no hook key found');
     return first;
   } catch (err) {
+    if (err instanceof DataDirError) throw err; // the machine's problem, not the config's
     throw new ConfigError(`hook key${src.hookKeyFile ? ` (${src.hookKeyFile})` : ''}: ${errorMessage(err)}`);
   }
 }

@@ -72,10 +72,13 @@ export interface SelfSignedFiles {
  * The local (no cluster) serving certificate: `<dir>/webhook-tls.crt` and `<dir>/webhook-tls.key`, made
  * once and reused until it nears expiry or stops covering `hostnames`. `kfp-notify serve` calls this.
  */
+export const SELF_SIGNED_CERT_FILE = 'webhook-tls.crt';
+export const SELF_SIGNED_KEY_FILE = 'webhook-tls.key';
+
 export async function ensureSelfSignedCert(dir: string, hostnames: readonly string[] = DEFAULT_HOSTNAMES): Promise<SelfSignedFiles> {
   ensureDataDir(dir);
-  const certFile = join(dir, 'webhook-tls.crt');
-  const keyFile = join(dir, 'webhook-tls.key');
+  const certFile = join(dir, SELF_SIGNED_CERT_FILE);
+  const keyFile = join(dir, SELF_SIGNED_KEY_FILE);
   if (reusable(certFile, keyFile, hostnames)) return { certFile, keyFile, created: false };
   const { cert, key } = await generateSelfSigned(hostnames);
   writeAtomic(keyFile, key, 0o600);

@@ -62,6 +62,8 @@ export function startSubscriberConfigWatch(opts: SubscriberConfigWatchOptions): 
   let last: { subscribers: Subscriber[]; errors: string[] } | undefined;
   let configSynced = false;
   let secretsSynced = false;
+  /** The ConfigMap went away while subscribers ran: its return is logged even if it brings the same ones. */
+  let deleted = false;
 
   function resolveSecret(ref: SecretRef): string | undefined {
     referenced.add(ref.name);
@@ -74,7 +76,12 @@ export function startSubscriberConfigWatch(opts: SubscriberConfigWatchOptions): 
     if (configData === null && last !== undefined) {
       metrics.configReloads.inc({ result: 'rejected' });
       log.warn('subscriber ConfigMap deleted; keeping the last good subscribers (empty its data to remove them)');
+      deleted = true;
       return;
+    }
+    if (deleted && configData !== null) {
+      deleted = false;
+      log.info({ trigger: why }, 'subscriber ConfigMap back; loading it');
     }
     referenced = new Set();
     const subscribers: Subscriber[] = [];

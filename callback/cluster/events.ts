@@ -29,7 +29,7 @@ const REASONS: Record<DeliveryNotice['kind'], string> = {
 export function describeNotice(n: DeliveryNotice, suppressed: number): string {
   const more = suppressed > 0 ? ` (and ${suppressed} more since the last such Event)` : '';
   return n.kind === 'subscriber-disabled'
-    ? `subscriber ${n.subscriber} disabled after ${n.reason} for event ${n.eventId}; its deliveries are in the dead-letter list. Re-enable: POST /v1/subscribers/${n.subscriber}/enable`
+    ? `subscriber ${n.subscriber} disabled after ${n.reason} for event ${n.eventId}; its deliveries are in the dead-letter list. Re-enable: kfp-notify subscriber enable ${n.subscriber}`
     : `delivery of event ${n.eventId} to subscriber ${n.subscriber} dead-lettered after its last attempt (${n.reason})${more}. Replay: kfp-notify dlq replay --subscriber ${n.subscriber}`;
 }
 

@@ -12,6 +12,8 @@ export interface ClusterMetrics {
   watcherIngestErrors: Counter;
   /** Workflows the watcher tracks right now (pending or running). */
   watcherTracked: Gauge;
+  /** 1 once the status watcher's first full list of Workflows arrived (every watched namespace), else 0. */
+  watcherSynced: Gauge;
   /** Enrichment lookups by result: hit, fetched, not_found, error. */
   enrich: Counter<'result'>;
   /** Subscriber config reloads by result: applied, rejected (kept the last good one). */
@@ -53,6 +55,11 @@ export function clusterMetrics(registry: Registry = new Registry()): ClusterMetr
     watcherTracked: new Gauge({
       name: 'kfp_notify_watcher_tracked_workflows',
       help: 'Workflows the status watcher holds state for (running, or with events waiting out the grace period)',
+      registers,
+    }),
+    watcherSynced: new Gauge({
+      name: 'kfp_notify_watcher_synced',
+      help: '1 once the status watcher has listed the Workflows it watches (every namespace), 0 until then',
       registers,
     }),
     enrich: new Counter({

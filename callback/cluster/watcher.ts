@@ -189,6 +189,7 @@ export function startStatusWatcher(opts: StatusWatcherOptions): StatusWatcher {
 
   const namespaces = opts.namespaces?.filter((n) => n !== '') ?? [];
   const scopes: (string | undefined)[] = namespaces.length > 0 ? namespaces : [undefined];
+  metrics.watcherSynced.set(0);
   const handles: ListWatchHandle[] = scopes.map((ns) =>
     startListWatch({
       kubeConfig: opts.kubeConfig,
@@ -201,6 +202,8 @@ export function startStatusWatcher(opts: StatusWatcherOptions): StatusWatcher {
       onDelete,
       onError: () => metrics.watchErrors.inc({ resource: 'workflows' }),
       onRelist: () => metrics.relists.inc({ resource: 'workflows' }),
+      // Called after a list, so `handles` is assigned by then.
+      onSynced: () => metrics.watcherSynced.set(handles.every((h) => h.synced()) ? 1 : 0),
       backoff: opts.backoff,
       watchTimeoutSeconds: opts.watchTimeoutSeconds,
       pageSize: opts.pageSize,

@@ -1,7 +1,9 @@
 import type { KfpEvent } from '../types.js';
 import {
   StoreUnavailableError,
+  matchesDeadLetterFilter,
   selectsDeadLetter,
+  type DeadLetterKey,
   settleMethods,
   type SettleFn,
   type ClaimOptions,
@@ -33,6 +35,7 @@ export function openMemoryStore(): DeliveryStore {
   const events = new Map<string, { event: KfpEvent; acceptedAt: number }>();
   const rows = new Map<number, Row>();
   const disabled = new Map<string, DisabledState>();
+  const failing = new Map<string, number>();
   let nextId = 1;
   let closed = false;
 
@@ -46,6 +49,9 @@ export function openMemoryStore(): DeliveryStore {
     const e = events.get(r.eventId);
     if (!e) throw new Error(`delivery ${r.id} refers to missing event ${r.eventId}`);
     return structuredClone(e.event);
+  }
+  function deadKey(r: Row): DeadLetterKey {
+    return { id: r.id, subscriber: r.subscriber, kfpRunId: events.get(r.eventId)?.event.KfpRunId, deadAt: r.updatedAt };
   }
   function claimOne(subscriber: string, { now, limit, leaseMs }: ClaimOptions): ClaimedDelivery[] {
     open();
@@ -120,7 +126,7 @@ export function openMemoryStore(): DeliveryStore {
 
     async listDeadLetters(o = {}) {
       return [...rows.values()]
-        .filter((r) => r.state === 'dead' && (o.subscriber === undefined || r.subscriber === o.subscriber))
+        .filter((r) => r.state === 'dead' && matchesDeadLetterFilter(o, deadKey(r)))
         .sort((a, b) => a.updatedAt - b.updatedAt || a.id - b.id)
         .slice(0, o.limit ?? 1000)
         .map(
@@ -141,7 +147,7 @@ export function openMemoryStore(): DeliveryStore {
       open();
       const replayed: number[] = [];
       for (const r of rows.values()) {
-        if (r.state !== 'dead' || !selectsDeadLetter(selector, r)) continue;
+        if (r.state !== 'dead' || !selectsDeadLetter(selector, deadKey(r))) continue;
         Object.assign(r, { state: 'pending', attempts: 0, dueAt: now, leased: false, updatedAt: now });
         replayed.push(r.id);
       }
@@ -164,6 +170,7 @@ export function openMemoryStore(): DeliveryStore {
 
     async enable(subscriber) {
       open();
+      failing.delete(subscriber);
       return disabled.delete(subscriber);
     },
 
@@ -174,6 +181,21 @@ export function openMemoryStore(): DeliveryStore {
     async getEvent(eventId) {
       const e = events.get(eventId);
       return e ? structuredClone(e.event) : undefined;
+    },
+
+    // --- Failure tracking ---
+    async markFailing(subscriber, since) {
+      open();
+      if (!failing.has(subscriber)) failing.set(subscriber, since);
+    },
+
+    async clearFailing(subscriber) {
+      open();
+      failing.delete(subscriber);
+    },
+
+    async failingSince() {
+      return Object.fromEntries(failing);
     },
 
     async prune(before) {

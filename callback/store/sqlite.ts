@@ -16,6 +16,7 @@ import {
   type ClaimedDelivery,
   type ClaimRequest,
   type DeadLetter,
+  type DeadLetterFilter,
   type DeliveryStore,
   type DisabledState,
   type ReplaySelector,
@@ -107,6 +108,23 @@ CREATE TABLE IF NOT EXISTS disabled_subscribers (
 );
 `;
 
+// Failure tracking (auto-disable), added after schema version 1: IF NOT EXISTS makes it a no-op on a
+// database that has it and adds it to one that does not, so the version need not change.
+const FAILING_SCHEMA = `
+CREATE TABLE IF NOT EXISTS subscriber_failing (
+  name TEXT PRIMARY KEY,
+  since INTEGER NOT NULL
+);
+`;
+
+interface DeadFilterParams {
+  subscriber: string | null;
+  run: string | null;
+  since: number | null;
+  until: number | null;
+  limit: number;
+}
+
 interface DeliveryRow {
   id: number;
   event_id: string;
@@ -184,6 +202,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     throw new Error(`${opts.file} has schema version ${version}; this kfp-notify knows ${SCHEMA_VERSION}`);
   }
   db.exec(SCHEMA);
+  db.exec(FAILING_SCHEMA);
   // The dedup index is hit at random; keep more of it in memory than SQLite's 2 MiB default.
   db.pragma('cache_size = -16384');
   // Checkpoint every 16 MiB of WAL rather than 4: hot index pages rewritten between checkpoints are copied once.
@@ -219,9 +238,13 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       `UPDATE deliveries SET state = ?, attempts = attempts + 1, due_at = ?, leased = 0, last_status = ?,
        last_error = ?, updated_at = ? WHERE id = ? AND (state = 'pending' OR (state = 'dead' AND ? = 'delivered'))`,
     ),
-    dead: db.prepare<[{ subscriber: string | null; limit: number }], DeliveryRow>(
+    // LIMIT -1: no limit (a replay by filter takes every match).
+    dead: db.prepare<[DeadFilterParams], DeliveryRow>(
       `SELECT d.*, e.id AS event_id, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
-       WHERE d.state = 'dead' AND (@subscriber IS NULL OR d.subscriber = @subscriber) ORDER BY d.updated_at, d.id LIMIT @limit`,
+       WHERE d.state = 'dead' AND (@subscriber IS NULL OR d.subscriber = @subscriber)
+         AND (@run IS NULL OR json_extract(e.body, '$.KfpRunId') = @run)
+         AND (@since IS NULL OR d.updated_at >= @since) AND (@until IS NULL OR d.updated_at < @until)
+       ORDER BY d.updated_at, d.id LIMIT @limit`,
     ),
     deadIds: db.prepare<[], { id: number; subscriber: string }>("SELECT id, subscriber FROM deliveries WHERE state = 'dead' ORDER BY id"),
     replay: db.prepare(
@@ -238,6 +261,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     disabledRows: db.prepare<[], { name: string; since: number; reason: string }>('SELECT name, since, reason FROM disabled_subscribers'),
     event: db.prepare<[string], { body: string }>('SELECT body FROM events WHERE id = ?'),
     pruneDelivered: db.prepare("DELETE FROM deliveries WHERE state = 'delivered' AND updated_at < ?"),
+    markFailing: db.prepare('INSERT OR IGNORE INTO subscriber_failing (name, since) VALUES (?, ?)'),
+    clearFailing: db.prepare('DELETE FROM subscriber_failing WHERE name = ?'),
+    failingRows: db.prepare<[], { name: string; since: number }>('SELECT name, since FROM subscriber_failing'),
     pruneEvents: db.prepare('DELETE FROM events WHERE accepted_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)'),
   };
 
@@ -354,6 +380,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     }
   }
 
+  function deadParams(f: DeadLetterFilter, limit: number): DeadFilterParams {
+    return { subscriber: f.subscriber ?? null, run: f.kfpRunId ?? null, since: f.since ?? null, until: f.until ?? null, limit };
+  }
+
   function toDeadLetter(r: DeliveryRow): DeadLetter {
     return {
       id: r.id,
@@ -399,16 +429,19 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
 
     async listDeadLetters(o = {}) {
       settler.flush();
-      return q.dead.all({ subscriber: o.subscriber ?? null, limit: o.limit ?? 1000 }).map(toDeadLetter);
+      return q.dead.all(deadParams(o, o.limit ?? 1000)).map(toDeadLetter);
     },
 
     async replayDeadLetters(selector: ReplaySelector, now) {
       settler.flush();
       return durableTxn(() => {
-        const ids = q.deadIds
-          .all()
-          .filter((r) => selectsDeadLetter(selector, r))
-          .map((r) => r.id);
+        const ids =
+          'filter' in selector
+            ? q.dead.all(deadParams(selector.filter, -1)).map((r) => r.id)
+            : q.deadIds
+                .all()
+                .filter((r) => selectsDeadLetter(selector, { ...r, deadAt: 0 }))
+                .map((r) => r.id);
         for (const id of ids) {
           q.replay.run(now, now, id);
           leases.drop(id);
@@ -437,7 +470,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     },
 
     async enable(subscriber) {
-      const was = txn(() => q.enable.run(subscriber).changes > 0);
+      const was = txn(() => {
+        q.clearFailing.run(subscriber);
+        return q.enable.run(subscriber).changes > 0;
+      });
       disabled.delete(subscriber);
       await durable();
       return was;
@@ -450,6 +486,19 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     async getEvent(eventId) {
       const row = q.event.get(eventId);
       return row ? (JSON.parse(row.body) as KfpEvent) : undefined;
+    },
+
+    // --- Failure tracking ---
+    async markFailing(subscriber, since) {
+      txn(() => q.markFailing.run(subscriber, since));
+    },
+
+    async clearFailing(subscriber) {
+      txn(() => q.clearFailing.run(subscriber));
+    },
+
+    async failingSince() {
+      return Object.fromEntries(q.failingRows.all().map((r) => [r.name, r.since]));
     },
 
     async prune(before) {

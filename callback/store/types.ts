@@ -71,8 +71,11 @@ export interface DeadLetter {
   event: KfpEvent;
 }
 
-/** Exactly one selector: these ids, everything of one subscriber, or everything. */
-export type ReplaySelector = { ids: readonly number[] } | { subscriber: string } | { all: true };
+/**
+ * Exactly one selector: these ids, everything of one subscriber, everything, or what a filter
+ * matches (by run, by the time it died; `kfp-notify dlq replay --run ID --since 2h`).
+ */
+export type ReplaySelector = { ids: readonly number[] } | { subscriber: string } | { all: true } | { filter: DeadLetterFilter };
 
 export interface DisabledState {
   /** ms since the epoch. */
@@ -104,7 +107,7 @@ export interface DeliveryStore {
   deadLetter(id: number, note: AttemptNote): Promise<void>;
   /** Gives claimed deliveries back without counting an attempt (graceful shutdown). */
   release(ids: readonly number[], now: number): Promise<void>;
-  listDeadLetters(opts?: { subscriber?: string; limit?: number }): Promise<DeadLetter[]>;
+  listDeadLetters(opts?: DeadLetterFilter & { limit?: number }): Promise<DeadLetter[]>;
   /** Makes the selected dead letters pending again with a fresh attempt count; returns their ids. */
   replayDeadLetters(selector: ReplaySelector, now: number): Promise<number[]>;
   /** Pending deliveries per subscriber (subscribers with none are absent). */
@@ -114,10 +117,21 @@ export interface DeliveryStore {
    * returns how many were moved.
    */
   disable(subscriber: string, reason: string, now: number): Promise<number>;
-  /** Returns false when the subscriber was not disabled. */
+  /** Returns false when the subscriber was not disabled. Also clears its failing mark. */
   enable(subscriber: string): Promise<boolean>;
   disabledSubscribers(): Promise<Record<string, DisabledState>>;
   getEvent(eventId: string): Promise<KfpEvent | undefined>;
+
+  // --- Failure tracking (auto-disable after a long uninterrupted failure) ---
+  /**
+   * Marks the subscriber failing since `since`, unless it is marked already (the earlier mark stays).
+   * Written on transitions only (first failure after a success), not per attempt. enable() clears it.
+   */
+  markFailing(subscriber: string, since: number): Promise<void>;
+  /** Forgets the failing mark (a delivery succeeded). */
+  clearFailing(subscriber: string): Promise<void>;
+  /** Failing marks by subscriber (ms since the epoch); subscribers without one are absent. */
+  failingSince(): Promise<Record<string, number>>;
   /**
    * Forgets delivered deliveries settled before `before`, and events older than `before` that
    * have nothing left pending or dead. Returns the number of events removed.
@@ -137,10 +151,40 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * Which dead letters to list or replay besides ids: one subscriber's, one run's (the event's
+ * KfpRunId), dead at or after `since` and before `until` (ms since the epoch). Every given field
+ * must match.
+ */
+export interface DeadLetterFilter {
+  subscriber?: string;
+  kfpRunId?: string;
+  since?: number;
+  until?: number;
+}
+
+/** The fields of a dead letter that selectors and filters look at. */
+export interface DeadLetterKey {
+  id: number;
+  subscriber: string;
+  kfpRunId?: string;
+  deadAt: number;
+}
+
+export function matchesDeadLetterFilter(f: DeadLetterFilter, row: DeadLetterKey): boolean {
+  return (
+    (f.subscriber === undefined || row.subscriber === f.subscriber) &&
+    (f.kfpRunId === undefined || row.kfpRunId === f.kfpRunId) &&
+    (f.since === undefined || row.deadAt >= f.since) &&
+    (f.until === undefined || row.deadAt < f.until)
+  );
+}
+
 /** Which dead letters a selector picks; shared by both implementations so they cannot drift. */
-export function selectsDeadLetter(selector: ReplaySelector, row: { id: number; subscriber: string }): boolean {
+export function selectsDeadLetter(selector: ReplaySelector, row: DeadLetterKey): boolean {
   if ('all' in selector) return true;
   if ('subscriber' in selector) return row.subscriber === selector.subscriber;
+  if ('filter' in selector) return matchesDeadLetterFilter(selector.filter, row);
   return selector.ids.includes(row.id);
 }
 

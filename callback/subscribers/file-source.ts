@@ -96,6 +96,8 @@ export async function watchSubscriberFiles(opts: SubscriberFileOptions): Promise
   const listeners = new Set<(s: readonly Subscriber[]) => void>();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** The last load was rejected: the next good one is logged even if it equals what runs (the edit was undone). */
+  let rejected = false;
 
   async function reload(): Promise<void> {
     let next: Subscriber[];
@@ -103,9 +105,12 @@ export async function watchSubscriberFiles(opts: SubscriberFileOptions): Promise
       next = await loadSubscriberFiles(file, secretsFile);
     } catch (err) {
       if (!closed) opts.log.error({ file, errors: errorsOf(err) }, 'subscriber config rejected; keeping the last good one');
+      rejected = true;
       return;
     }
     const text = JSON.stringify(next);
+    if (!closed && rejected) opts.log.info({ file, subscribers: next.map((s) => s.name), changed: text !== applied }, 'subscriber config accepted again');
+    rejected = false;
     if (closed || text === applied) return;
     current = next;
     applied = text;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsonPatch from 'fast-json-patch';
@@ -10,7 +10,8 @@ import { hookPod } from '../../cli/demo/hook-request.js';
 import { asCreatedByKfp } from '../../cli/demo/kfp-api-server.js';
 import { simulateRun } from '../../cli/demo/simulate-run.js';
 import type { Workflow } from '../../common/kfp/workflow-types.js';
-import { until } from '../callback/engine/receiver.js';
+import { startCallbackProcess } from '../callback/engine/process.js';
+import { startReceiver, until } from '../callback/engine/receiver.js';
 import { BIN, runCli } from '../helpers/cli.js';
 
 const EXAMPLES = new URL('../../examples/workflows/', import.meta.url);
@@ -41,6 +42,38 @@ describe('kfp-notify demo (process)', () => {
     expect(r.stdout).toMatch(/team-webhook\s+WorkflowFailed/);
   });
 
+  it('--callback-url plays the hook calls against your own callback, whose subscriber gets every event', async () => {
+    const rx = await startReceiver();
+    const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-demo-external-'));
+    const subscribers = join(dir, 'subscribers.yaml');
+    writeFileSync(subscribers, `mine: ${rx.url}/mine\n`);
+    const cb = await startCallbackProcess(['--data-dir', dir, '--subscribers', subscribers]);
+    try {
+      const r = await runCli(['demo', '--callback-url', cb.url, '--data-dir', dir], { timeoutMs: 60_000 });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`1. Your callback on ${cb.url}`);
+      expect(r.stdout.match(/→ HTTP 202, 1 event\(s\)/g)).toHaveLength(5);
+      expect(r.stdout).toContain(`4. 5 event(s) accepted by ${cb.url}`);
+      const runId = /as run (\S+)/.exec(r.stdout)?.[1] ?? '';
+      await until(() => rx.received.length === 5, 'the five deliveries to your subscriber');
+      const events = rx.received.map((x) => JSON.parse(x.body) as { KfpRunId: string; EventType: string });
+      expect(new Set(events.map((e) => e.KfpRunId))).toEqual(new Set([runId]));
+      expect(events.map((e) => e.EventType).sort()).toEqual(['WorkflowFailed', 'WorkflowNodeFailed', 'WorkflowNodeSucceeded', 'WorkflowNodeSucceeded', 'WorkflowRunning']);
+      // A data dir without the callback's hook key is bad input: its tokens would be refused.
+      const wrongDir = await runCli(['demo', '--callback-url', cb.url, '--data-dir', join(dir, 'elsewhere')]);
+      expect(wrongDir.code).toBe(2);
+      expect(wrongDir.stderr).toContain(`no hook key in ${join(dir, 'elsewhere')}`);
+      const withPath = await runCli(['demo', '--callback-url', `${cb.url}/v1/hooks`, '--data-dir', dir]);
+      expect(withPath.code).toBe(2);
+      expect(withPath.stderr).toContain('--callback-url');
+    } finally {
+      await cb.stop('SIGKILL');
+      await rx.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('exits 2 on a bad flag', async () => {
     const r = await runCli(['demo', '--mode', 'carrier-pigeon']);
     expect(r.code).toBe(2);
@@ -68,6 +101,11 @@ describe('kfp-notify serve (process)', () => {
     const webhookUrl = /webhook (https:\/\/127\.0\.0\.1:\d+)\/mutate/.exec(stderr)?.[1] ?? '';
     expect(webhookUrl).not.toBe('');
     expect(readFileSync(join(dir, 'hook-secrets.json'), 'utf8').trim()).toBe('{}');
+    // The files `serve --help` says the data dir holds are the files it wrote.
+    const help = (await runCli(['serve', '--help'])).stdout;
+    const named = /--data-dir D\s+state: ([^(]+)\(default/s.exec(help)?.[1]?.split(/[,\s]+/).filter(Boolean) ?? [];
+    expect(named).toContain('webhook-tls.crt');
+    expect(named.filter((f) => !existsSync(join(dir, f)))).toEqual([]);
 
     const compiled = parseDocuments(readFileSync(new URL('pipeline_with_exit_handler.yaml', EXAMPLES), 'utf8'))[0] as Workflow;
     const created = asCreatedByKfp(compiled, { runId: 'serve-run-1', runName: 'serve test', namespace: 'team-a' });
@@ -91,6 +129,6 @@ describe('kfp-notify serve (process)', () => {
   it('exits 2 on a bad flag', async () => {
     const r = await runCli(['serve', '--webhook-port', 'ninety']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--webhook-port must be an integer');
+    expect(r.stderr).toContain('--webhook-port must be a whole number from 0 to 65535, got "ninety"');
   });
 });

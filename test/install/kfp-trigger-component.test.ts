@@ -144,7 +144,7 @@ describe('the rendered callback, run locally with the token laid out as the kube
       objects,
       deployment: callbackOf(objects),
       root: join(ws.root, 'callback'),
-      externalSecrets: { 'kfp-notify-hook-key': { keys: hookKey } },
+      externalSecrets: { 'kfp-notify-hook-key': { keys: hookKey }, 'kfp-notify-admin-token': { token: 'kfp-trigger-test-admin-token\n' } },
       serviceAccountTokens: { [AUDIENCE]: TOKEN_1 },
       env: { KUBECONFIG: kubeconfig },
       listeningMessage: 'callback listening',

@@ -7,7 +7,7 @@ import { HOOK_PATH } from '../../common/hook-contract.js';
 import { mintHookToken, parseHookKeys } from '../../common/hook-token.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../helpers/fake-kube-api.js';
 import { admittedFixture, FIXTURES_DIR } from '../helpers/fixtures.js';
-import { NAMESPACE } from './helpers/install-model.js';
+import { NAMESPACE, onlyContainer } from './helpers/install-model.js';
 import { named } from './helpers/k8s-semantics.js';
 import type { ConfigMap, Deployment } from './helpers/k8s-types.js';
 import { startLocalPod, writeKubeconfig, type LocalPod } from './helpers/local-pod.js';
@@ -21,6 +21,8 @@ import { copyWorkspace, genSh, kustomize, type K8sObject, type Workspace } from 
  */
 
 const SERVICE_DNS = 'kfp-notify-webhook.kfp-notify.svc';
+/** As `kubectl create secret generic kfp-notify-admin-token --from-literal=token=...` (docs/install.md) holds it. */
+const ADMIN_TOKEN = 'install-test-admin-token-0123456789';
 
 let ws: Workspace;
 let objects: K8sObject[];
@@ -50,7 +52,7 @@ async function startDeployment(name: string, listeningMessage: string, env: Node
     objects,
     deployment,
     root: join(ws.root, name),
-    externalSecrets: { 'kfp-notify-hook-key': { keys: hookKeyFile } },
+    externalSecrets: { 'kfp-notify-hook-key': { keys: hookKeyFile }, 'kfp-notify-admin-token': { token: `${ADMIN_TOKEN}\n` } },
     env,
     listeningMessage,
   });
@@ -156,6 +158,18 @@ describe('the callback Deployment, run locally from its manifest (Kubernetes API
       body: new URLSearchParams(fields).toString(),
     });
     expect(res.statusCode, await res.body.text()).toBe(202);
+  });
+
+  it('its admin API takes the token from the admin-token Secret, and none is minted on the data volume', async () => {
+    const list = (token: string) => request(new URL('/v1/subscribers', pod.url), { headers: { authorization: `Bearer ${token}` } });
+    const ok = await list(ADMIN_TOKEN);
+    expect(ok.statusCode, await ok.body.text()).toBe(200);
+    const wrong = await list('not-the-admin-token-at-all');
+    await wrong.body.dump();
+    expect(wrong.statusCode).toBe(403);
+    const dataMount = onlyContainer(deployment).volumeMounts?.find((m) => m.name === 'data')?.mountPath ?? '';
+    expect(dataMount).not.toBe('');
+    expect(readdirSync(join(ws.root, 'kfp-notify-callback', dataMount))).not.toContain('admin-token');
   });
 
   it('writes nothing outside its writable volumes (the image root is read-only)', () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createK8sValidator, type K8sValidator } from './helpers/k8s-schema.js';
 import { certManagerProblems, isCertManager } from './helpers/cert-manager-shape.js';
+import { isPrometheusOperator, prometheusOperatorProblems } from './helpers/prometheus-operator-shape.js';
 import { kustomize, MANIFESTS, parseObjects, useRenderedInstalls, type K8sObject } from './helpers/render.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -17,6 +18,7 @@ const installs = useRenderedInstalls();
 /** Every problem with one rendered object: schema errors, or the minimal cert-manager shape check. */
 function problems(obj: K8sObject): string[] {
   if (isCertManager(obj)) return certManagerProblems(obj);
+  if (isPrometheusOperator(obj)) return prometheusOperatorProblems(obj);
   if (!validator.knows(obj)) return [`${obj.apiVersion} ${obj.kind} is not a Kubernetes 1.32 kind (nor cert-manager)`];
   const found = validator.validate(obj);
   if (!DNS_SUBDOMAIN.test(obj.metadata.name) || obj.metadata.name.length > 253) found.push(`metadata.name ${obj.metadata.name} is not a DNS subdomain`);

@@ -11,8 +11,9 @@ import { type K8sObject, type RenderedInstall, useRenderedInstalls } from './hel
 
 const installs = useRenderedInstalls();
 
-/** The one Secret the manifests do not carry: created at install (docs/install.md), key `keys`. */
+/** The Secrets the manifests do not carry: created at install (docs/install.md), keys `keys` and `token`. */
 const HOOK_KEY_SECRET = 'kfp-notify-hook-key';
+const ADMIN_TOKEN_SECRET = 'kfp-notify-admin-token';
 const HTTP_HOOK_INSTALLS = ['http-hooks', 'combined'];
 
 const deployments = (i: RenderedInstall) => ofKind<Deployment>(i.objects, 'Deployment');
@@ -116,7 +117,8 @@ describe('every file a process is told to read is mounted from an object that ha
     if (rendered) return Object.keys(rendered.data ?? {});
     if (ofKind<Certificate>(objects, 'Certificate').some((c) => c.spec.secretName === name && c.metadata.namespace === NAMESPACE)) return ['tls.crt', 'tls.key', 'ca.crt'];
     if (name === HOOK_KEY_SECRET) return ['keys'];
-    throw new Error(`Secret ${name} is neither rendered, issued by cert-manager, nor the documented hook key`);
+    if (name === ADMIN_TOKEN_SECRET) return ['token'];
+    throw new Error(`Secret ${name} is neither rendered, issued by cert-manager, nor the documented hook key or admin token`);
   }
 
   it('webhook: certificate, key, injector settings and hook key', () => {
@@ -151,7 +153,19 @@ describe('every file a process is told to read is mounted from an object that ha
     }
   });
 
-  it('the hook key is the only object an admin creates by hand', () => {
+  it('callback: the admin token from its own Secret, never from the data volume', () => {
+    for (const install of installs()) {
+      const d = callbackOf(install);
+      const c = onlyContainer(d);
+      const path = flag(c, '--admin-token-file');
+      expect(path, install.name).toMatch(/^\//);
+      const src = sourceOf(d, c, path ?? '');
+      expect(src, install.name).toEqual({ kind: 'secret', name: ADMIN_TOKEN_SECRET, key: 'token' });
+      expect(secretKeys(install.objects, src.name)).toContain(src.key);
+    }
+  });
+
+  it('the hook key and the admin token are the only objects an admin creates by hand', () => {
     for (const install of installs()) {
       const external = new Set<string>();
       for (const d of deployments(install)) {
@@ -163,7 +177,7 @@ describe('every file a process is told to read is mounted from an object that ha
           if (!rendered && !issued) external.add(name);
         }
       }
-      expect([...external], install.name).toEqual([HOOK_KEY_SECRET]);
+      expect([...external].sort(), install.name).toEqual([ADMIN_TOKEN_SECRET, HOOK_KEY_SECRET]);
     }
   });
 });

@@ -36,7 +36,7 @@ describe('kfp-notify inject (process)', () => {
   });
 
   it.each([
-    [['--bogus'], /Unknown option '--bogus'/],
+    [['--bogus'], /unknown option --bogus/],
     [[], /missing -f FILE/],
     [['-f', '-', '-o', 'xml'], /-o must be one of yaml, json, patch/],
     [['-f', '-', '--mode', 'pigeon'], /--mode must be container or http/],

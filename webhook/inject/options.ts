@@ -142,7 +142,7 @@ function callProblems(o: InjectOptions): string[] {
   return problems;
 }
 
-function callbackUrlProblem(s: unknown): string | undefined {
+export function callbackUrlProblem(s: unknown): string | undefined {
   if (typeof s !== 'string') return `must be a URL string, got ${JSON.stringify(s)}`;
   let url: URL;
   try {

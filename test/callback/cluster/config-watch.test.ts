@@ -85,6 +85,21 @@ describe('subscriber config from the cluster', () => {
     expect(latest()?.subscribers.map((s) => s.name)).toEqual(['other']);
   });
 
+  it('a ConfigMap deleted and put back unchanged logs that it is back (nothing else changes), against a fake API server', async () => {
+    const lines: { msg: string; level: number }[] = [];
+    const log = createLogger({ level: 'info', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString()) as { msg: string; level: number }), cb()) }) });
+    fake.apply(configMap({ legacy: 'http://receiver.example:8080/events' }));
+    const w = start(log);
+    await until('the first load', () => w.ready());
+    const calls = changes.length;
+    fake.remove('ConfigMap', NS, CM);
+    await until('the deletion to be logged', () => lines.some((l) => l.msg.startsWith('subscriber ConfigMap deleted')));
+    fake.apply(configMap({ legacy: 'http://receiver.example:8080/events' }));
+    await until('the return to be logged', () => lines.some((l) => l.msg === 'subscriber ConfigMap back; loading it'));
+    expect(lines.find((l) => l.msg === 'subscriber ConfigMap back; loading it')?.level).toBe(30);
+    expect(changes.length).toBe(calls);
+  });
+
   it('rotates a signing key when its Secret changes, and ignores other Secrets, against a fake API server', async () => {
     const k1 = whsec();
     const k2 = whsec();

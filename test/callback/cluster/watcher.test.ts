@@ -210,8 +210,11 @@ describe('status watcher', () => {
   it('forgets finished runs once reported, ignores their later no-op updates, and reports what a deleted run left pending, against a fake API server', async () => {
     const registry = new Registry();
     const tracked = async () => (await registry.getSingleMetric('kfp_notify_watcher_tracked_workflows')?.get())?.values[0]?.value;
+    const synced = async () => (await registry.getSingleMetric('kfp_notify_watcher_synced')?.get())?.values[0]?.value;
     const w = start({ registry });
+    expect(await synced()).toBe(0);
     await until('the first list', () => w.ready());
+    expect(await synced()).toBe(1);
 
     fake.apply(v2Run('run-f', 'r-f', 'succeeded'));
     await until('the run', () => all().some((e) => e.EventType === 'WorkflowSucceeded'));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildEvent, eventId, type EventFact } from '../../../callback/event-id.js';
 import { normalizeHookCall } from '../../../callback/normalize.js';
-import { BASE_CALL, IDS, NS, RECEIVED_AT, RUN, UID, WF } from './sample.js';
+import { BASE_CALL, IDS, NS, PIPELINE, RECEIVED_AT, RUN, UID, WF } from './sample.js';
 
 describe('eventId', () => {
   it.each([
@@ -33,7 +33,7 @@ describe('buildEvent: the watcher and the hook format one fact identically', () 
     // What the watcher passes (failure-summary.ts): the step as the KFP UI names it, then its error.
     message: 'save: Error (exit code 1)',
     time: '2025-03-01T11:58:00Z',
-    pipelineName: 'save-most-frequent',
+    pipelineName: PIPELINE,
     runName: 'nightly-word-count',
     workflowUid: UID,
     source: 'watcher',

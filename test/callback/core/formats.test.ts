@@ -6,7 +6,7 @@ import { buildEvent } from '../../../callback/event-id.js';
 import { formatDelivery } from '../../../callback/formats/index.js';
 import { percentEncodeHeaderValue } from '../../../callback/formats/cloudevents.js';
 import type { KfpEvent, PayloadFormat } from '../../../callback/types.js';
-import { EXAMPLE_FACTS, NS, RUN, UID, WF, exampleEvent } from './sample.js';
+import { EXAMPLE_FACTS, NS, PIPELINE, RUN, UID, WF, exampleEvent } from './sample.js';
 
 const FORMATS: PayloadFormat[] = ['json', 'cloudevents-structured', 'cloudevents-binary', 'slack', 'teams', 'github'];
 const EVENTS: KfpEvent[] = EXAMPLE_FACTS.map(exampleEvent);
@@ -82,7 +82,7 @@ describe('CloudEvents', () => {
     expect(data).toMatchObject({
       provider: 'kfp-notify',
       status: 'failed',
-      pipelineName: `${NS}/save-most-frequent`,
+      pipelineName: `${NS}/${PIPELINE}`,
       runName: `${NS}/nightly-word-count`,
       runId: RUN,
       runEndTime: '2025-03-01T11:58:31.000Z',

@@ -3,7 +3,7 @@ import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { needsWorkflowLookup, normalizeHookCall, toWorkflowSnapshot, type NormalizeResult } from '../../../callback/normalize.js';
 import type { KfpEvent } from '../../../callback/types.js';
-import { BASE_CALL, IDS, NS, RECEIVED_AT, RUN, UID, WF, snapshot } from './sample.js';
+import { BASE_CALL, IDS, NS, PIPELINE, RECEIVED_AT, RUN, UID, WF, snapshot } from './sample.js';
 import { FIXTURES_DIR } from '../../helpers/fixtures.js';
 
 function events(r: NormalizeResult): KfpEvent[] {
@@ -45,7 +45,7 @@ describe('normalizeHookCall: workflow-running', () => {
       Message: 'Workflow Running',
       EventId: IDS.running,
       Namespace: NS,
-      PipelineName: 'save-most-frequent',
+      PipelineName: PIPELINE,
       RunName: 'nightly-word-count',
       Phase: 'Running',
       Time: '2025-03-01T12:00:00.000Z',

@@ -35,6 +35,17 @@ describe('route', () => {
     expect(names(event)).toEqual(who);
   });
 
+  it('pipelines patterns match the PipelineName the events carry, or its Kubernetes form when written in that form', () => {
+    expect(running.PipelineName).toBe('Save Most Frequent'); // as read from the fixture, not written here
+    const everything = subscribers.find((s) => s.name === 'everything');
+    if (!everything) throw new Error('no everything subscriber');
+    const match = (pipelines: string[]) => route(running, [{ ...everything, pipelines }]).length === 1;
+    for (const p of ['Save Most Frequent', 'Save*', 'save-most-frequent', 'save-*', '*-frequent', '*']) expect(match([p]), p).toBe(true);
+    for (const p of ['SAVE MOST FREQUENT', 'save most frequent', 'Save-Most-Frequent', 'save-most', 'nightly-*']) expect(match([p]), p).toBe(false);
+    // A k8s-form pattern does not reach across to a name that is already in that form but different.
+    expect(route({ ...running, PipelineName: 'hello-world' }, [{ ...everything, pipelines: ['save-most-frequent'] }])).toHaveLength(0);
+  });
+
   it('namespace filters match the namespace', () => {
     expect(names({ ...running, Namespace: 'team-a-prod' })).toEqual(['everything', 'nightly', 'team-a']);
   });

@@ -1,12 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildEvent, type EventFact } from '../../../callback/event-id.js';
 import { runUrl } from '../../../callback/run-url.js';
 import type { KfpEvent, WorkflowSnapshot } from '../../../callback/types.js';
+import { pipelineNameOf } from '../../../common/kfp/kfp-meta.js';
+import type { Workflow } from '../../../common/kfp/workflow-types.js';
+import { parseDocuments } from '../../../common/yaml-docs.js';
+import { FIXTURES_DIR } from '../../helpers/fixtures.js';
 
 /** One KFP v1 run of fixtures/kfp-v1-compiler/basic.yaml (save-most-frequent), as admitted and run. */
 export const RUN = '3f6a2c1e-6b1d-4a43-9a55-0d5c0c1f2b7e';
 export const WF = 'save-most-frequent-x7k2p';
 export const NS = 'kubeflow-user-example-com';
 export const UID = '0b8f3c52-7a5e-4f1e-9d57-2f6d1e4c9a10';
+/**
+ * The pipeline's name as the injected hooks and the watcher report it: read from the fixture by the
+ * code that reads it at admission ("Save Most Frequent", the compiler's name), never written here,
+ * so the docs cannot show a name the events do not carry.
+ */
+export const PIPELINE = pipelineNameOf(parseDocuments(readFileSync(join(FIXTURES_DIR, 'kfp-v1-compiler/basic.yaml'), 'utf8'))[0] as Workflow);
 export const RECEIVED_AT = new Date('2025-03-01T12:00:00.000Z');
 
 /** The fields every hook call of this run carries (the container hook sends all of them). */
@@ -16,7 +28,7 @@ export const BASE_CALL = {
   namespace: NS,
   workflowName: WF,
   workflowUid: UID,
-  pipelineName: 'save-most-frequent',
+  pipelineName: PIPELINE,
   runName: 'nightly-word-count',
 } as const;
 
@@ -44,7 +56,7 @@ export const EXAMPLE_FACTS: readonly EventFact[] = (() => {
     kfpRunId: RUN,
     workflowName: WF,
     namespace: NS,
-    pipelineName: 'save-most-frequent',
+    pipelineName: PIPELINE,
     runName: 'nightly-word-count',
     workflowUid: UID,
     source: 'hook',

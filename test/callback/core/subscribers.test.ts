@@ -187,7 +187,8 @@ describe('durationMs', () => {
     [7, 1000, 7000],
     ['7', 1000, 7000],
     [-1, 1, undefined],
-    ['1d', 1, undefined],
+    ['1d', 1, 86_400_000],
+    ['1w', 1, undefined],
     [null, 1, undefined],
   ])('%j (numbers × %i) → %j', (value, unit, ms) => {
     expect(durationMs(value, unit)).toBe(ms);

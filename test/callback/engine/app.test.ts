@@ -195,14 +195,27 @@ describe('callback app: POST /v1/hooks and the admin API (real SQLite store, rea
     expect(list.statusCode).toBe(200);
     const [dl] = list.json().deadLetters;
     expect(dl).toMatchObject({ subscriber: 'ops', attempts: 1, lastStatus: 500, event: { KfpRunId: 'run-1' } });
-    expect((await admin('GET', '/v1/dead-letters?subscriber=nobody')).json().deadLetters).toEqual([]);
+    // A name neither configured nor holding dead letters is a 404 with the reason, not an empty list.
+    const nobody = await admin('GET', '/v1/dead-letters?subscriber=nobody');
+    expect([nobody.statusCode, nobody.json()]).toEqual([404, { error: 'no subscriber named "nobody"' }]);
+    // Filters: by run, by the time it died (ISO 8601 or ms), all at once.
+    const count = async (query: string) => (await admin('GET', `/v1/dead-letters?${query}`)).json().deadLetters.length;
+    expect(await count('run=run-1')).toBe(1);
+    expect(await count('run=run-2')).toBe(0);
+    expect(await count(`since=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}&subscriber=ops`)).toBe(1);
+    expect(await count(`until=${Date.now() - 60_000}`)).toBe(0);
+    expect((await admin('GET', '/v1/dead-letters?since=yesterday')).json()).toEqual({ error: 'since must be an ISO 8601 time or milliseconds since the epoch' });
+    expect((await admin('POST', '/v1/dead-letters/replay', { filter: {} })).statusCode).toBe(400);
+    expect((await admin('POST', '/v1/dead-letters/replay', { filter: { run: 'run-2' } })).json()).toEqual({ replayed: 0, ids: [], notFound: [] });
+    expect((await admin('POST', '/v1/dead-letters/replay', { subscriber: 'nobody' })).statusCode).toBe(404);
+    expect((await admin('POST', '/v1/dead-letters/replay', { ids: [424242] })).json()).toEqual({ replayed: 0, ids: [], notFound: [424242] });
 
     expect((await admin('POST', '/v1/dead-letters/replay', {})).statusCode).toBe(400);
     expect((await admin('POST', '/v1/dead-letters/replay', { ids: [dl.id], all: true })).statusCode).toBe(400);
     expect((await admin('POST', '/v1/dead-letters/replay', { ids: ['x'] })).statusCode).toBe(400);
     status = 200;
     const replay = await admin('POST', '/v1/dead-letters/replay', { ids: [dl.id] });
-    expect(replay.json()).toEqual({ replayed: 1, ids: [dl.id] });
+    expect(replay.json()).toEqual({ replayed: 1, ids: [dl.id], notFound: [] });
     await until(() => rx.received.length === 2, 'the replayed delivery');
     expect(rx.received.map((r) => r.headers['webhook-id'])).toEqual([dl.eventId, dl.eventId]);
     expect((await admin('GET', '/v1/dead-letters')).json().deadLetters).toEqual([]);

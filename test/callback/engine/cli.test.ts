@@ -159,6 +159,68 @@ describe('kfp-notify callback and dlq as real processes', () => {
     expect((await dlq('replay', '--all')).stdout).toBe('replayed 0 dead letters\n');
   });
 
+  it('dlq filters by run and time; an id or subscriber that does not exist exits 2 and says so', async () => {
+    let status = 500;
+    const rx = await receiver((_g, res) => res.writeHead(status).end());
+    const dataDir = newDir();
+    const files = writeSubscribers(dataDir, rx.url);
+    const cb = await callback(['--data-dir', dataDir, '--subscribers', files.subscribers, '--secrets', files.secrets, '--retry-scale', '0.00001']);
+    for (const run of ['run-a', 'run-b']) expect((await postHook(cb.url, dataDir, { ...FIELDS, kfpRunId: run })).status).toBe(202);
+    const dlq = (...a: string[]) => runCli(['dlq', ...a, '--url', cb.url, '--data-dir', dataDir]);
+    const runs = async (...a: string[]) => {
+      const r = await dlq('list', '-o', 'json', ...a);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { event: { KfpRunId: string } }[]).map((d) => d.event.KfpRunId).sort();
+    };
+    await until(async () => (await runs()).length === 2, 'both dead letters');
+    expect(await runs('--run', 'run-a')).toEqual(['run-a']);
+    expect(await runs('--since', '1h')).toEqual(['run-a', 'run-b']);
+    expect(await runs('--until', '1h')).toEqual([]);
+    expect(await runs('--since', '2020-01-01T00:00:00Z', '--until', '2999-01-01T00:00:00Z', '--subscriber', 'ops')).toEqual(['run-a', 'run-b']);
+
+    const noId = await dlq('replay', '--id', '999999');
+    expect(noId).toMatchObject({ code: 2, stdout: 'replayed 0 dead letters\n', stderr: 'kfp-notify dlq: no dead letter with id 999999\n' });
+    for (const action of ['replay', 'list']) {
+      const noSub = await dlq(action, '--subscriber', 'nope');
+      expect(noSub.code).toBe(2);
+      expect(noSub.stderr).toBe('kfp-notify dlq: no subscriber named "nope"\n');
+    }
+    const badTime = await dlq('list', '--since', 'yesterday');
+    expect(badTime.code).toBe(2);
+    expect(badTime.stderr).toContain('--since must be a duration ago (2h, 30m, 7d) or an ISO 8601 time, got "yesterday"');
+
+    status = 200;
+    const replay = await dlq('replay', '--run', 'run-b');
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toMatch(/^replayed 1 dead letter: \d+\n$/);
+    await until(() => rx.received.some((r) => r.body.includes('"run-b"') && rx.received.filter((x) => x.body.includes('"run-b"')).length === 4), 'the replayed run-b delivery');
+    expect(await runs()).toEqual(['run-a']);
+  });
+
+  it('kfp-notify subscriber enable re-enables a subscriber disabled by a 410; an unknown name exits 2', async () => {
+    let status = 410;
+    const rx = await receiver((_g, res) => res.writeHead(status).end());
+    const dataDir = newDir();
+    const files = writeSubscribers(dataDir, rx.url);
+    const cb = await callback(['--data-dir', dataDir, '--subscribers', files.subscribers, '--secrets', files.secrets]);
+    const subscriber = (...a: string[]) => runCli(['subscriber', ...a, '--url', cb.url, '--data-dir', dataDir]);
+    expect((await postHook(cb.url, dataDir)).status).toBe(202);
+    const listed = async () => JSON.parse((await subscriber('list', '-o', 'json')).stdout) as { name: string; disabled: { reason: string } | null }[];
+    await until(async () => (await listed())[0]?.disabled !== null, 'the subscriber to be disabled');
+    expect((await listed())[0]).toMatchObject({ name: 'ops', disabled: { reason: 'HTTP 410 Gone' } });
+    const table = await subscriber('list');
+    expect(table.stdout).toMatch(/^NAME\s+TYPE\s+CONFIGURED\s+QUEUE\s+DISABLED SINCE\s+WHY\nops\s+http\s+yes\s+0\s+\S+\s+HTTP 410 Gone\n$/);
+
+    status = 200;
+    expect(await subscriber('enable', 'ops')).toMatchObject({ code: 0, stdout: 'enabled ops\n' });
+    expect((await listed())[0]?.disabled).toBeNull();
+    expect(await subscriber('enable', 'ops')).toMatchObject({ code: 0, stdout: 'ops was not disabled\n' });
+    expect(await subscriber('enable', 'nope')).toMatchObject({ code: 2, stderr: 'kfp-notify subscriber: no subscriber named "nope"\n' });
+    // Its dead letter is replayed as documented, and now arrives.
+    expect((await runCli(['dlq', 'replay', '--subscriber', 'ops', '--url', cb.url, '--data-dir', dataDir])).code).toBe(0);
+    await until(() => rx.received.length === 2, 'the replayed delivery');
+  });
+
   it('with --subscribers-configmap, reads subscribers from a ConfigMap (served by a small local fake Kubernetes API server)', async () => {
     const fake = await startFakeKubeApi();
     cleanups.push(() => fake.close());
@@ -192,17 +254,21 @@ describe('kfp-notify callback and dlq as real processes', () => {
   });
 
   it.each([
-    { args: ['callback', '--port', 'eighty'], msg: '--port must be an integer' },
+    { args: ['callback', '--port', 'eighty'], msg: '--port must be a whole number from 0 to 65535, got "eighty"' },
     { args: ['callback', '--retry-scale', '0'], msg: '--retry-scale must be a positive number' },
     { args: ['callback', '--durability', 'never'], msg: '--durability must be one of fsync, write (got never)' },
     { args: ['serve', '--durability', 'FSYNC'], msg: '--durability must be one of fsync, write (got FSYNC)' },
     { args: ['callback', '--watch-grace', 'soon'], msg: '--watch-grace must be a duration' },
     { args: ['callback', '--secrets', 'x.json'], msg: '--secrets only applies with --subscribers' },
-    { args: ['callback', '--frobnicate'], msg: "Unknown option '--frobnicate'" },
+    { args: ['callback', '--frobnicate'], msg: 'unknown option --frobnicate' },
     { args: ['callback', '--subscribers', '/nonexistent/subscribers.yaml'], msg: 'cannot load subscribers' },
     { args: ['dlq'], msg: 'give an action: list or replay' },
     { args: ['dlq', 'purge'], msg: 'unknown action "purge"' },
-    { args: ['dlq', 'replay'], msg: 'replay needs exactly one of --id, --subscriber, --all' },
+    { args: ['dlq', 'replay'], msg: 'replay needs exactly one of --id, --all, or filters (--subscriber, --run, --since, --until)' },
+    { args: ['dlq', 'replay', '--all', '--run', 'r'], msg: 'replay needs exactly one of' },
+    { args: ['subscriber'], msg: 'give an action: list or enable' },
+    { args: ['subscriber', 'enable'], msg: 'enable needs the subscriber NAME' },
+    { args: ['subscriber', 'list', 'x'], msg: 'unexpected argument "x"' },
     { args: ['dlq', 'replay', '--id', '3', '--all'], msg: 'replay needs exactly one of' },
     { args: ['dlq', 'replay', '--id', 'x'], msg: '--id must be a positive integer' },
     { args: ['dlq', 'list', '-o', 'xml'], msg: '--output must be table or json' },

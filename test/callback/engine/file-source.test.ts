@@ -82,6 +82,26 @@ describe('subscribers from a watched local file (real files, real fs.watch)', ()
     expect(names(source.current())).toEqual(['b']);
   });
 
+  it('putting the good file back after a rejected edit logs that it is accepted again (nothing changed, so no reload)', async () => {
+    const good = 'a: http://127.0.0.1:1/a\n';
+    const file = write('subs.yaml', good);
+    const { log, lines } = capturingLogger();
+    const source = await watchSubscriberFiles({ file, log, debounceMs: 20 });
+    sources.push(source);
+    const seen: string[][] = [];
+    source.onChange((subs) => seen.push(names(subs)));
+    write('subs.yaml', 'a:\n  url: ftp://nope\n');
+    await until(() => lines.some((l) => l.msg === 'subscriber config rejected; keeping the last good one'), 'the rejection');
+    write('subs.yaml', good);
+    await until(() => lines.some((l) => l.msg === 'subscriber config accepted again'), 'the acceptance');
+    expect(lines.find((l) => l.msg === 'subscriber config accepted again')).toMatchObject({ level: 30, subscribers: ['a'], changed: false });
+    expect(seen).toEqual([]);
+    // Only after a rejection: a plain good edit logs a reload, not an acceptance.
+    write('subs.yaml', 'b: http://127.0.0.1:1/b\n');
+    await until(() => seen.length === 1, 'the next edit');
+    expect(lines.filter((l) => l.msg === 'subscriber config accepted again')).toHaveLength(1);
+  });
+
   it('a change to the secrets file applies too (a rotated signing key)', async () => {
     const [k1, k2] = [newSigningSecret(), newSigningSecret()];
     const file = write('subs.yaml', 'signed:\n  url: https://example.com/hook\n  signingKey: { secretKeyRef: { name: hooks, key: signed } }\n');

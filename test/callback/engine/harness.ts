@@ -10,7 +10,7 @@ import { createSender } from '../../../callback/sender.js';
 import { openSqliteStore } from '../../../callback/store/sqlite.js';
 import type { DeliveryStore } from '../../../callback/store/types.js';
 import type { Subscriber } from '../../../callback/types.js';
-import { startWorker, type Worker } from '../../../callback/worker.js';
+import { startWorker, type Worker, type WorkerDeps } from '../../../callback/worker.js';
 
 /** A fresh `whsec_` secret, as a subscriber would be given. */
 export function newSigningSecret(): string {
@@ -57,7 +57,7 @@ export interface Engine {
 }
 
 /** The real delivery engine (SQLite file, undici sender, worker, ingest) around the given subscribers. */
-export function startEngine(subscribers: Subscriber[], opts: { retryScale?: number } = {}): Engine {
+export function startEngine(subscribers: Subscriber[], opts: Pick<WorkerDeps, 'retryScale' | 'now' | 'disableAfterMs' | 'onNotice'> = {}): Engine {
   const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-engine-'));
   const file = join(dir, 'callback.db');
   const store = openSqliteStore({ file });

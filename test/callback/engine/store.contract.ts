@@ -217,6 +217,62 @@ export function storeContract({ name, open, skip = [] }: StoreContractOptions): 
       expect(await s.listDeadLetters()).toHaveLength(1);
     });
 
+    // --- Dead-letter filters and failure tracking (operators) ---
+
+    /** Three dead letters: run-x to a at T0+10, run-y to a at T0+20, run-x to b at T0+30. */
+    async function threeDead(s: DeliveryStore): Promise<{ xa: number; ya: number; xb: number }> {
+      const x = makeEvent({ seq: 40, KfpRunId: 'run-x' });
+      const y = makeEvent({ seq: 41, KfpRunId: 'run-y' });
+      await s.accept([{ event: x, subscribers: ['a', 'b'] }, { event: y, subscribers: ['a'] }], T0);
+      const id = async (sub: string, eventId: string, at: number): Promise<number> => {
+        const claimed = await s.claim(sub, { now: T0, limit: 10, leaseMs: LEASE });
+        const c = claimed.find((d) => d.event.EventId === eventId);
+        if (!c) throw new Error(`no delivery of ${eventId} to ${sub}`);
+        await s.deadLetter(c.delivery.id, { now: at, status: 500 });
+        await s.release(claimed.filter((d) => d !== c).map((d) => d.delivery.id), T0);
+        return c.delivery.id;
+      };
+      return { xa: await id('a', x.EventId, T0 + 10), ya: await id('a', y.EventId, T0 + 20), xb: await id('b', x.EventId, T0 + 30) };
+    }
+
+    test('dead letters are listed by run, by the time they died (since inclusive, until exclusive), and by all filters at once', async () => {
+      const s = await fresh();
+      const { xa, ya, xb } = await threeDead(s);
+      const ids = async (f: Parameters<DeliveryStore['listDeadLetters']>[0]) => (await s.listDeadLetters(f)).map((d) => d.id);
+      expect(await ids({ kfpRunId: 'run-x' })).toEqual([xa, xb]);
+      expect(await ids({ kfpRunId: 'run-nope' })).toEqual([]);
+      expect(await ids({ since: T0 + 20 })).toEqual([ya, xb]);
+      expect(await ids({ until: T0 + 20 })).toEqual([xa]);
+      expect(await ids({ since: T0 + 11, until: T0 + 31 })).toEqual([ya, xb]);
+      expect(await ids({ kfpRunId: 'run-x', subscriber: 'b' })).toEqual([xb]);
+      expect(await ids({ kfpRunId: 'run-x', since: T0 + 10, limit: 1 })).toEqual([xa]);
+    });
+
+    test('replay by filter takes exactly what the filter lists', async () => {
+      const s = await fresh();
+      const { xa, ya, xb } = await threeDead(s);
+      expect((await s.replayDeadLetters({ filter: { kfpRunId: 'run-x' } }, T0 + 100)).sort()).toEqual([xa, xb].sort());
+      expect((await s.listDeadLetters()).map((d) => d.id)).toEqual([ya]);
+      expect(await s.replayDeadLetters({ filter: { kfpRunId: 'run-y', until: T0 + 20 } }, T0 + 100)).toEqual([]);
+      expect(await s.replayDeadLetters({ filter: { since: T0 + 20 } }, T0 + 100)).toEqual([ya]);
+      expect(await s.queueDepth()).toEqual({ a: 2, b: 1 });
+    });
+
+    test('a failing mark is kept from the first failure, cleared by a success or by enable', async () => {
+      const s = await fresh();
+      expect(await s.failingSince()).toEqual({});
+      await s.markFailing('a', T0);
+      await s.markFailing('a', T0 + 500); // already failing: the earlier mark stays
+      await s.markFailing('b', T0 + 7);
+      expect(await s.failingSince()).toEqual({ a: T0, b: T0 + 7 });
+      await s.clearFailing('b');
+      expect(await s.failingSince()).toEqual({ a: T0 });
+      await s.disable('a', 'no successful delivery for 5d', T0 + 1000);
+      expect(await s.failingSince()).toEqual({ a: T0 });
+      expect(await s.enable('a')).toBe(true);
+      expect(await s.failingSince()).toEqual({});
+    });
+
     test('a closed store refuses to accept with StoreUnavailableError', async () => {
       const s = await fresh();
       await s.close();

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -41,6 +42,26 @@ describe('SQLite store: what only a file can show', () => {
     expect((await s2.listDeadLetters()).map((d) => [d.subscriber, d.lastStatus, d.event.EventId])).toEqual([['b', 500, e1.EventId]]);
     expect(Object.keys(await s2.disabledSubscribers())).toEqual(['c']);
     expect((await s2.accept([{ event: e1, subscribers: ['a'] }], T0 + 3))[0]?.duplicate).toBe(true);
+  });
+
+  it('a failing mark survives close and reopen; a version-1 database without its table gets one', async () => {
+    const file = newFile();
+    const first = openSqliteStore({ file });
+    await first.markFailing('ops', 1_800_000_000_000);
+    await first.close();
+    const second = openSqliteStore({ file });
+    expect(await second.failingSince()).toEqual({ ops: 1_800_000_000_000 });
+    await second.close();
+    // As a database written before failure tracking existed: same schema version, no table.
+    const old = new Database(file);
+    old.exec('DROP TABLE subscriber_failing');
+    expect(old.pragma('user_version', { simple: true })).toBe(1);
+    old.close();
+    const third = openSqliteStore({ file });
+    expect(await third.failingSince()).toEqual({});
+    await third.markFailing('ops', 5);
+    expect(await third.failingSince()).toEqual({ ops: 5 });
+    await third.close();
   });
 
   it('a delivery leased when the process went away is due at once after reopening', async () => {

@@ -5,7 +5,7 @@ import { silentLogger } from '../../../common/logger.js';
 import { createSender, type Sender } from '../../../callback/sender.js';
 import { openSqliteStore } from '../../../callback/store/sqlite.js';
 import { startWorker } from '../../../callback/worker.js';
-import type { Subscriber } from '../../../callback/types.js';
+import type { DeliveryNotice, Subscriber } from '../../../callback/types.js';
 import { makeEvent } from './events.js';
 import { httpSubscriber, newSigningSecret, startEngine, type Engine } from './harness.js';
 import { answer, startReceiver, until, type Receiver, type Respond } from './receiver.js';
@@ -34,7 +34,7 @@ describe('worker + sender against real subscriber servers on 127.0.0.1', () => {
     cleanups.push(r.close);
     return r;
   }
-  function engine(subs: Subscriber[], opts: { retryScale?: number } = {}): Engine {
+  function engine(subs: Subscriber[], opts: Parameters<typeof startEngine>[1] = {}): Engine {
     const e = startEngine(subs, opts);
     cleanups.push(e.close);
     return e;
@@ -108,6 +108,69 @@ describe('worker + sender against real subscriber servers on 127.0.0.1', () => {
     ]);
     expect(rx.received).toHaveLength(1);
     expect(await outcomes(e, 'gone')).toEqual({ disabled: 1 });
+  });
+
+  it('a successful delivery is logged at info with what it was, and nothing secret', async () => {
+    const rx = await receiver(answer(204));
+    const secret = newSigningSecret();
+    const e = engine([httpSubscriber('ops', `${rx.url}/hooks/T0KEN-in-path?sig=q5ecret`, { signingKeys: [secret], headers: { authorization: 'Bearer h3ader-secret' } })]);
+    const event = makeEvent({ seq: 7 });
+    await e.ingest([event]);
+    await until(() => e.lines.some((l) => l.msg === 'delivered'), 'the delivered line');
+    const line = e.lines.find((l) => l.msg === 'delivered');
+    expect(line).toMatchObject({ level: 30, subscriber: 'ops', eventId: event.EventId, eventType: event.EventType, kfpRunId: event.KfpRunId, attempt: 1, status: 204 });
+    const text = JSON.stringify(e.lines);
+    for (const s of ['T0KEN-in-path', 'q5ecret', 'h3ader-secret', secret]) expect(text).not.toContain(s);
+  });
+
+  it('auto-disable: a subscriber failing without a success for disableAfterMs is disabled, with the reason logged, counted and noticed', async () => {
+    let clock = 1_800_000_000_000;
+    const notices: DeliveryNotice[] = [];
+    let status = 500;
+    const rx = await receiver((_g, res) => res.writeHead(status).end());
+    const e = engine([httpSubscriber('flaky', rx.url, { retry: { schedule: [], jitter: 0 } })], { now: () => clock, disableAfterMs: 5 * 86_400_000, onNotice: (n) => notices.push(n) });
+    const failing = async () => (await e.store.failingSince()).flaky;
+    // The first failure sets the mark; a success clears it; the next failure sets a new one.
+    await e.ingest([makeEvent({ seq: 1 })]);
+    await until(async () => (await failing()) === clock, 'the failing mark');
+    status = 200;
+    clock += 1000;
+    await e.ingest([makeEvent({ seq: 2 })]);
+    await until(async () => (await failing()) === undefined, 'the success to clear the mark');
+    status = 500;
+    clock += 1000;
+    const since = clock;
+    await e.ingest([makeEvent({ seq: 3 })]);
+    await until(async () => (await failing()) === since, 'a new mark');
+    // Still failing four days later: not yet.
+    clock += 4 * 86_400_000;
+    await e.ingest([makeEvent({ seq: 4 })]);
+    await until(async () => (await e.store.listDeadLetters()).length === 3, 'the fourth event to die');
+    expect(await e.store.disabledSubscribers()).toEqual({});
+    expect(await failing()).toBe(since);
+    // Five days after the first failure of the streak: disabled, saying why.
+    clock = since + 5 * 86_400_000;
+    await e.ingest([makeEvent({ seq: 5 })]);
+    await until(async () => (await e.store.disabledSubscribers()).flaky !== undefined, 'auto-disable');
+    const reason = `no successful delivery for 5d (failing since ${new Date(since).toISOString()})`;
+    expect((await e.store.disabledSubscribers()).flaky).toEqual({ since: clock, reason });
+    const isWarn = (l: { level: number; msg: string }) => l.level === 40 && l.msg.startsWith('subscriber disabled: no successful delivery');
+    await until(() => e.lines.some(isWarn), 'the warning line');
+    expect(e.lines.find(isWarn)?.msg).toBe(`subscriber disabled: ${reason}; re-enable with: kfp-notify subscriber enable flaky`);
+    expect(notices).toContainEqual(expect.objectContaining({ kind: 'subscriber-disabled', subscriber: 'flaky', reason }));
+    expect((await e.metrics.subscriberDisables.get()).values).toEqual([expect.objectContaining({ labels: { subscriber: 'flaky', reason: 'failing' }, value: 1 })]);
+    // New events wait in the dead letters; enable clears the mark, so one more failure does not disable it again.
+    await e.ingest([makeEvent({ seq: 6 })]);
+    expect(await e.store.queueDepth()).toEqual({});
+    expect(await e.store.enable('flaky')).toBe(true);
+    expect(await failing()).toBeUndefined();
+    e.worker.notify(['flaky']);
+    clock += 1000;
+    const before = rx.received.length;
+    await e.ingest([makeEvent({ seq: 7 })]);
+    await until(() => rx.received.length === before + 1, 'a send after re-enabling');
+    await until(async () => (await failing()) === clock, 'a fresh mark');
+    expect(await e.store.disabledSubscribers()).toEqual({});
   });
 
   it('429 with Retry-After: the next attempt waits what the receiver asked, not the (shorter) schedule step', async () => {

@@ -11,7 +11,7 @@ import type { KfpEvent, Subscriber } from '../../../callback/types.js';
 import { cleanups } from '../../helpers/cleanups.js';
 import { startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
 import { REPO } from '../../install/helpers/render.js';
-import { EXAMPLE_FACTS, NS } from '../core/sample.js';
+import { EXAMPLE_FACTS, NS, PIPELINE } from '../core/sample.js';
 import { capturingLogger } from '../engine/harness.js';
 import { argoNatsEventSource, sensorFires, type DataFilter, type EventSourceStandIn } from './argo-events.js';
 import { addStream, streamMessages, until } from './helpers.js';
@@ -90,7 +90,7 @@ describe('examples/argo-events end to end: kfp-notify → real nats-server → a
   const run = EXAMPLE_FACTS.map(buildEvent);
   const others: KfpEvent[] = [
     { ...buildEvent({ ...(EXAMPLE_FACTS[3] as (typeof EXAMPLE_FACTS)[number]), kfpRunId: 'run-other' }), PipelineName: 'other-pipeline' },
-    { ...buildEvent({ ...(EXAMPLE_FACTS[3] as (typeof EXAMPLE_FACTS)[number]), kfpRunId: 'run-v2' }), PipelineName: 'save-most-frequent-v2' },
+    { ...buildEvent({ ...(EXAMPLE_FACTS[3] as (typeof EXAMPLE_FACTS)[number]), kfpRunId: 'run-v2' }), PipelineName: `${PIPELINE}-v2` },
   ];
   const all = [...run, ...others];
   const byType = (t: KfpEvent['EventType']) => run.find((e) => e.EventType === t) as KfpEvent;
@@ -132,7 +132,7 @@ describe('examples/argo-events end to end: kfp-notify → real nats-server → a
     const events = sources['run-events']?.events ?? [];
     // The failed step is there, of the same pipeline, on the same subject tree: the filter must tell it apart.
     const step = events.find((e) => e.header?.['ce-kfpeventtype']?.[0] === 'WorkflowNodeFailed');
-    expect(step?.body).toMatchObject({ nodeStatus: 'failed', pipelineName: `${NS}/save-most-frequent` });
+    expect(step?.body).toMatchObject({ nodeStatus: 'failed', pipelineName: `${NS}/${PIPELINE}` });
     const fired = events.filter((e) => sensorFires(dependency(sensors.binary).filters.data, e));
     expect(fired.map((e) => e.header?.['ce-id']?.[0])).toEqual([byType('WorkflowFailed').EventId]);
   });
@@ -140,11 +140,11 @@ describe('examples/argo-events end to end: kfp-notify → real nats-server → a
   it('even unanchored filters (as kfp-operator users often write them) never match a step event', () => {
     const loose: DataFilter[] = [
       { path: 'body.status', type: 'string', value: ['failed'] },
-      { path: 'body.pipelineName', type: 'string', value: ['save-most-frequent'] },
+      { path: 'body.pipelineName', type: 'string', value: [PIPELINE] },
     ];
     const fired = (sources['run-events']?.events ?? []).filter((e) => sensorFires(loose, e));
     expect(fired.map((e) => e.header?.['ce-kfpeventtype']?.[0])).toEqual(['WorkflowFailed', 'WorkflowFailed']);
-    expect(fired.map((e) => (e.body as { pipelineName: string }).pipelineName)).toEqual([`${NS}/save-most-frequent`, `${NS}/save-most-frequent-v2`]);
+    expect(fired.map((e) => (e.body as { pipelineName: string }).pipelineName)).toEqual([`${NS}/${PIPELINE}`, `${NS}/${PIPELINE}-v2`]);
     // A header filter on the CloudEvents type works too: run ends have their own type.
     const byHeader: DataFilter[] = [{ path: 'header.ce-type.0', type: 'string', value: ['^org\\.kubeflow\\.pipelines\\.run-completion$'] }];
     expect((sources['run-events']?.events ?? []).filter((e) => sensorFires(byHeader, e))).toHaveLength(4);

@@ -4,7 +4,7 @@ import { cloudEventData } from '../../../callback/formats/index.js';
 import { natsMessage, renderSubject } from '../../../callback/nats/message.js';
 import { subjectProblem } from '../../../callback/nats/subject.js';
 import type { KfpEvent, PayloadFormat } from '../../../callback/types.js';
-import { EXAMPLE_FACTS, NS, RUN } from '../core/sample.js';
+import { EXAMPLE_FACTS, NS, PIPELINE, RUN } from '../core/sample.js';
 
 const EVENTS: KfpEvent[] = EXAMPLE_FACTS.map(buildEvent);
 const byType = (t: KfpEvent['EventType']): KfpEvent => EVENTS.find((e) => e.EventType === t) as KfpEvent;
@@ -69,13 +69,14 @@ describe('NATS messages per format', () => {
       'ce-kfprunid': RUN,
       'ce-kfpnamespace': NS,
       'ce-kfpeventtype': 'WorkflowFailed',
-      'ce-kfppipeline': 'save-most-frequent',
+      // A header value is percent-encoded where it is not printable ASCII or is a space (CloudEvents NATS binding).
+      'ce-kfppipeline': PIPELINE.replace(/ /g, '%20'),
       'Nats-Msg-Id': e.EventId,
     });
     // No Content-Type: a NATS receiver reads its absence (or a non-cloudevents one) as binary mode.
     expect(Object.keys(m.headers).some((k) => k.toLowerCase() === 'content-type')).toBe(false);
     expect(JSON.parse(m.body)).toEqual(cloudEventData(e));
-    expect(JSON.parse(m.body)).toMatchObject({ status: 'failed', pipelineName: `${NS}/save-most-frequent` });
+    expect(JSON.parse(m.body)).toMatchObject({ status: 'failed', pipelineName: `${NS}/${PIPELINE}` });
   });
 
   it('cloudevents-structured: the JSON event as the body, content-type application/cloudevents+json', () => {
@@ -101,7 +102,7 @@ describe('NATS messages per format', () => {
     expect(body.data).toMatchObject({
       provider: 'kfp-notify',
       status: 'failed',
-      pipelineName: `${NS}/save-most-frequent`,
+      pipelineName: `${NS}/${PIPELINE}`,
       runName: `${NS}/nightly-word-count`,
       runId: RUN,
       runEndTime: e.Time,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { cleanups } from '../../helpers/cleanups.js';
 import { makeCert } from '../../helpers/tls.js';
 import { freePort, startNatsServer, type NatsServer } from '../../helpers/nats-server.js';
-import { EXAMPLE_FACTS, NS } from '../core/sample.js';
+import { EXAMPLE_FACTS, NS, PIPELINE } from '../core/sample.js';
 import { capturingLogger } from '../engine/harness.js';
 import { addStream, natsSubscriber, streamMessages, until } from './helpers.js';
 
@@ -65,7 +65,7 @@ describe('type nats against a real nats-server', () => {
     // Header names reach the server as written: lower-case ce-*, as Go consumers (Argo Events) will see them.
     expect(failed?.headers['ce-type']).toEqual(['org.kubeflow.pipelines.run-completion']);
     expect(failed?.headers['ce-datacontenttype']).toEqual(['application/json']);
-    expect(JSON.parse(failed?.body ?? '{}')).toMatchObject({ status: 'failed', pipelineName: `${NS}/save-most-frequent` });
+    expect(JSON.parse(failed?.body ?? '{}')).toMatchObject({ status: 'failed', pipelineName: `${NS}/${PIPELINE}` });
   });
 
   it('no stream captures the subject: a core publish the server has confirmed (flush), seen by a plain subscriber', async () => {
