@@ -1,6 +1,7 @@
 import { HOOK_EVENTS, HOOK_FIELDS, CONTRACT_VERSION, RUN_NAME_ANNOTATION, hookedNodeName, type HookEvent, type HookField } from '../common/hook-contract.js';
 import type { EventType, KfpEvent, SnapshotNode, WorkflowSnapshot } from './types.js';
 import { buildEvent, type EventFact } from './event-id.js';
+import { hookAttempt } from './attempt.js';
 import { MAX_FAILURES_CHARS, decodeFailures, failureSummary } from './messages.js';
 
 /**
@@ -126,6 +127,7 @@ type OwnFact = Pick<EventFact, 'eventType' | 'argoNodeName' | 'nodeDisplayName' 
 function fact(f: Fields, wf: WorkflowSnapshot | undefined, own: OwnFact): EventFact {
   const uid = isUnresolved(f.workflowUid) ? '' : f.workflowUid;
   return {
+    attempt: hookAttempt(own.eventType, own.argoNodeName, f.workflowName, wf),
     eventType: own.eventType,
     kfpRunId: f.kfpRunId,
     workflowName: f.workflowName,
@@ -291,20 +293,13 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'n
 
 /**
  * Whether fetching the Workflow would improve this call's events: a node phase the hook could not
- * carry, or a failure (the node's message and a KFP terminate are only in the Workflow object).
+ * carry, a failure (the node's message and a KFP terminate are only in the Workflow object), and for
+ * every step outcome and run end the attempt it belongs to (callback/attempt.ts: a KFP retry re-runs
+ * nodes under the same names).
  */
 export function needsWorkflowLookup(input: Readonly<Record<string, unknown>>): boolean {
   const event = str(input.event);
-  if (event === 'node-exit') {
-    const phase = str(input.nodePhase);
-    return phase === '' || isUnresolved(phase) || phase === 'Failed' || phase === 'Error';
-  }
-  if (event === 'workflow-exit') {
-    const exit = str(input.exitHandlerStatus);
-    const exitStepUnknown = exit === '' && (str(input.nodeTask) !== '' || str(input.nodeDisplayName) !== '');
-    return exitStepUnknown || isUnresolved(exit) || exit === 'Failed' || exit === 'Error' || str(input.workflowStatus) !== 'Succeeded';
-  }
-  return false;
+  return event === 'node-exit' || event === 'workflow-exit';
 }
 
 function record(v: unknown): Record<string, unknown> | undefined {
@@ -333,6 +328,7 @@ export function toWorkflowSnapshot(workflow: unknown): WorkflowSnapshot | undefi
     if (str(n.message)) node.message = str(n.message);
     if (str(n.displayName)) node.displayName = str(n.displayName);
     if (str(n.finishedAt)) node.finishedAt = str(n.finishedAt);
+    if (str(n.startedAt)) node.startedAt = str(n.startedAt);
     nodes[name] = node;
   }
   const snapshot: WorkflowSnapshot = {
@@ -344,5 +340,6 @@ export function toWorkflowSnapshot(workflow: unknown): WorkflowSnapshot | undefi
   if (str(metadata.uid)) snapshot.uid = str(metadata.uid);
   if (str(status.phase)) snapshot.phase = str(status.phase);
   if (str(status.message)) snapshot.message = str(status.message);
+  if (str(status.finishedAt)) snapshot.finishedAt = str(status.finishedAt);
   return snapshot;
 }
