@@ -20,10 +20,14 @@ describe('kfp-notify demo (process)', () => {
     const r = await runCli(['demo'], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    // 5 hook calls → 5 events, each to two subscribers, the run's end also as a CloudEvent.
-    expect(r.stdout).toContain('5 hook calls');
+    // stepHooks failed (the default): 3 hook calls (running, the failed step, the run's end); the status
+    // watcher reports the 2 step successes no hook reports. 5 events, each to two subscribers, the
+    // run's end also as a CloudEvent.
+    expect(r.stdout).toContain('3 hook calls');
+    expect(r.stdout).toContain('the status watcher reports at once the 2 fact(s) no hook reports (print-op-2, print-op)');
     expect(r.stdout).toContain('4. Deliveries (11):');
     expect(r.stdout.match(/signature verified/g)).toHaveLength(5);
+    expect(r.stdout).toMatch(/team-webhook\s+WorkflowNodeSucceeded\s+print-op-2/);
     expect(r.stdout).not.toContain('SIGNATURE INVALID');
     expect(r.stdout).toMatch(/legacy-handler\s+WorkflowNodeFailed\s+fail-op/);
     expect(r.stdout).toMatch(/run-completions\s+org\.kubeflow\.pipelines\.run-completion/);
@@ -37,10 +41,21 @@ describe('kfp-notify demo (process)', () => {
     expect(r.stdout).toMatch(/team-webhook\s+WorkflowFailed/);
   });
 
+  it('with --step-hooks all, every step reports through its hook and the watcher adds nothing', async () => {
+    const r = await runCli(['demo', '--step-hooks', 'all'], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('5 hook calls');
+    expect(r.stdout).toContain('the status watcher reports at once the 0 fact(s) no hook reports');
+    expect(r.stdout).toContain('4. Deliveries (11):');
+  });
+
   it('exits 2 on a bad flag', async () => {
     const r = await runCli(['demo', '--mode', 'carrier-pigeon']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--mode must be container or http');
+    const policy = await runCli(['demo', '--step-hooks', 'most']);
+    expect(policy.code).toBe(2);
+    expect(policy.stderr).toContain('--step-hooks must be one of all, failed, none');
   });
 });
 
