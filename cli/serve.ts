@@ -28,7 +28,8 @@ Options:
   --secrets FILE        signing secrets for --subscribers: { "<secret>": { "<key>": "<value>" } }
   --argo-version X      the Argo version the injected hooks target (default 4.0.5)
   --mode M              container (default) or http hook templates
-  --step-hooks P        all | failed | none: which step outcomes an exit hook reports (default: the
+  --step-hooks P        all | failed | none: which step outcomes an exit hook reports (default: all
+                        without a cluster, where no status watcher reports the rest; with one the
                         cheapest for --argo-version: failed from 3.4, else none)
   --retry-scale X       multiply every retry delay by X (default 1)
   --durability D        fsync (default) or write: when a hook call gets its 202 (see kfp-notify callback --help)
@@ -127,7 +128,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
   let webhook;
   try {
     const cert = await ensureSelfSignedCert(dataDir);
-    const injectOptions = loadInjectOptions({ flags: { ...settings, callbackUrl: callback.url }, dataDir });
+    // Without a cluster no status watcher reports what a cheaper policy leaves to it: every step keeps its hook.
+    const stepHooks = settings.stepHooks ?? (callbackFlags.cluster ? undefined : 'all');
+    const injectOptions = loadInjectOptions({ flags: { ...settings, ...(stepHooks ? { stepHooks } : {}), callbackUrl: callback.url }, dataDir });
     webhook = await startWebhookServer({
       host: flags.host,
       port: flags.webhookPort,
