@@ -84,6 +84,8 @@ describe('kfp-notify serve (process)', () => {
     const created = asCreatedByKfp(compiled, { runId: 'serve-run-1', runName: 'serve test', namespace: 'team-a' });
     const { patch } = await admit(webhookUrl, readFileSync(join(dir, 'webhook-tls.crt'), 'utf8'), created, 'team-a');
     const injected = jsonPatch.applyPatch(structuredClone(created), patch, false, false).newDocument as Workflow;
+    // No cluster, so no status watcher: serve keeps every step on the hook path (stepHooks all).
+    expect(JSON.parse(injected.metadata?.annotations?.['kfp-notify.kubeflow.org/status'] ?? '{}')).toMatchObject({ stepHooks: 'all' });
     const [running] = simulateRun(injected, { workflowName: 'pwe-serve1', workflowUid: 'u-serve-1', namespace: 'team-a' }).firings;
     if (!running) throw new Error('no running hook');
     const pod = hookPod(injected, running);
