@@ -1,13 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import { HOOK_PATH, hookedNodeName } from '../common/hook-contract.js';
+import { HOOK_PATH } from '../common/hook-contract.js';
 import { bearerToken, verifyHookToken, type HookKey, type TokenSubject, type TokenVerdict } from '../common/hook-token.js';
 import type { Logger } from '../common/logger.js';
 import { registerOpsRoutes, type ReadinessCheck } from '../common/ops-routes.js';
 import type { Ingest } from './ingest.js';
 import type { CallbackMetrics } from './metrics.js';
 import { isUnresolved, needsWorkflowLookup, normalizeHookCall } from './normalize.js';
+import { lookupHint } from './attempt.js';
 import { StoreUnavailableError, type DeadLetter, type DeadLetterFilter, type DeliveryStore, type DisabledState, type ReplaySelector } from './store/types.js';
 import type { Subscriber, WorkflowSnapshot } from './types.js';
 import { errorMessage } from '../common/error-message.js';
@@ -301,10 +302,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       let workflow: WorkflowSnapshot | undefined;
       if (deps.enrich && needsWorkflowLookup(fields)) {
         // Best effort: without the Workflow the call still yields an event when its fields suffice.
-        const uid = text(fields.workflowUid);
-        const nodeName = hookedNodeName(text(fields.hookNodeName));
-        const hint = { ...(uid && !isUnresolved(uid) ? { uid } : {}), ...(nodeName ? { nodeName } : {}) };
-        workflow = await deps.enrich(text(fields.namespace), text(fields.workflowName), hint).catch((err: unknown) => {
+        workflow = await deps.enrich(text(fields.namespace), text(fields.workflowName), lookupHint(fields)).catch((err: unknown) => {
           log.warn({ err, namespace: text(fields.namespace), workflowName: text(fields.workflowName) }, 'workflow lookup failed');
           return undefined;
         });

@@ -2,6 +2,7 @@ import { HOOK_EVENTS, HOOK_FIELDS, CONTRACT_VERSION, RUN_NAME_ANNOTATION, hooked
 import type { EventType, KfpEvent, SnapshotNode, WorkflowSnapshot } from './types.js';
 import { buildEvent, type EventFact } from './event-id.js';
 import { SCHEDULED_WORKFLOW_NAME_LABEL } from '../common/kfp/kfp-meta.js';
+import { hookAttempt } from './attempt.js';
 import { MAX_FAILURES_CHARS, decodeFailures, failureSummary } from './messages.js';
 import { failedSteps, failuresListMessage, runFailureMessage, stepFailureDetail } from './failure-summary.js';
 
@@ -129,6 +130,7 @@ type OwnFact = Pick<EventFact, 'eventType' | 'argoNodeName' | 'nodeDisplayName' 
 function fact(f: Fields, wf: WorkflowSnapshot | undefined, own: OwnFact): EventFact {
   const uid = isUnresolved(f.workflowUid) ? '' : f.workflowUid;
   return {
+    attempt: hookAttempt(own.eventType, own.argoNodeName, f.workflowName, wf),
     eventType: own.eventType,
     kfpRunId: f.kfpRunId,
     workflowName: f.workflowName,
@@ -309,20 +311,13 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'n
 
 /**
  * Whether fetching the Workflow would improve this call's events: a node phase the hook could not
- * carry, or a failure (the node's message and a KFP terminate are only in the Workflow object).
+ * carry, a failure (the node's message and a KFP terminate are only in the Workflow object), and for
+ * every step outcome and run end the attempt it belongs to (callback/attempt.ts: a KFP retry re-runs
+ * nodes under the same names).
  */
 export function needsWorkflowLookup(input: Readonly<Record<string, unknown>>): boolean {
   const event = str(input.event);
-  if (event === 'node-exit') {
-    const phase = str(input.nodePhase);
-    return phase === '' || isUnresolved(phase) || phase === 'Failed' || phase === 'Error';
-  }
-  if (event === 'workflow-exit') {
-    const exit = str(input.exitHandlerStatus);
-    const exitStepUnknown = exit === '' && (str(input.nodeTask) !== '' || str(input.nodeDisplayName) !== '');
-    return exitStepUnknown || isUnresolved(exit) || exit === 'Failed' || exit === 'Error' || str(input.workflowStatus) !== 'Succeeded';
-  }
-  return false;
+  return event === 'node-exit' || event === 'workflow-exit';
 }
 
 function record(v: unknown): Record<string, unknown> | undefined {
@@ -351,6 +346,7 @@ export function toWorkflowSnapshot(workflow: unknown): WorkflowSnapshot | undefi
     if (str(n.message)) node.message = str(n.message);
     if (str(n.displayName)) node.displayName = str(n.displayName);
     if (str(n.finishedAt)) node.finishedAt = str(n.finishedAt);
+    if (str(n.startedAt)) node.startedAt = str(n.startedAt);
     nodes[name] = node;
   }
   const snapshot: WorkflowSnapshot = {
@@ -364,5 +360,6 @@ export function toWorkflowSnapshot(workflow: unknown): WorkflowSnapshot | undefi
   if (str(status.message)) snapshot.message = str(status.message);
   const failed = failedSteps(wf);
   if (failed.length > 0) snapshot.failedSteps = failed;
+  if (str(status.finishedAt)) snapshot.finishedAt = str(status.finishedAt);
   return snapshot;
 }

@@ -3,6 +3,9 @@ import { pipelineNameOf, recurringRunNameOf, runIdOf, runNameOf } from '../commo
 import { isRecord, str, type Workflow } from '../common/kfp/workflow-types.js';
 import { buildEvent, type EventFact } from './event-id.js';
 import { failedSteps, runFailureMessage, stepFailureDetail } from './failure-summary.js';
+import { nodeAttempt, runEndAttempt, runExitNodeName } from './attempt.js';
+import { hookCoverage, type HookCoverage } from '../common/hook-coverage.js';
+import { EXIT_TEMPLATE } from '../common/injected-names.js';
 import type { EventType, KfpEvent } from './types.js';
 
 /**
@@ -11,10 +14,18 @@ import type { EventType, KfpEvent } from './types.js';
  * The status watcher feeds each Workflow it sees through this and ingests what the hooks did not
  * deliver: a run terminated by KFP (`spec.activeDeadlineSeconds: 0`) or by `argo terminate`
  * (`spec.shutdown`), a callback that was down during the run, an Argo without running hooks, a
- * Workflow the webhook never saw. Steps are found and named through the injector's own kfpSteps, and
- * events are built by the same buildEvent as the hook path, so a fact reported both ways has one
- * EventId and the store keeps one.
+ * Workflow the webhook never saw, and every fact the Workflow's `stepHooks` policy leaves to the
+ * watcher (a step's success under `failed`, every step under `none`). Steps are found and named
+ * through the injector's own kfpSteps, events are built by the same buildEvent as the hook path, and
+ * the attempt comes from the same fields (attempt.ts), so a fact reported both ways has one EventId
+ * and the store keeps one.
  */
+
+/** A fact, and whether an injected hook is expected to report it (then the watcher waits its grace). */
+export interface StatusFact {
+  event: KfpEvent;
+  hookExpected: boolean;
+}
 
 export interface StatusEventOptions {
   /** RFC 3339 time for a fact whose Workflow records no time of its own. */
@@ -135,6 +146,28 @@ function stepOf(n: ArgoNode, byId: Map<string, ArgoNode>, retryTries: Set<string
 
 /** The facts in a Workflow's status, in the order they happened; [] for anything that is not a KFP Workflow. */
 export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): KfpEvent[] {
+  return factsFromWorkflow(input, opts).map((f) => f.event);
+}
+
+/**
+ * Whether a hook will report a step's outcome: the step is hooked for it (status annotation), and the
+ * hook can still fire. KFP's retry keeps a step's succeeded hook node from the attempt before
+ * (argo-kfp.md §7), so Argo never fires it again for the step's new outcome: a hook node that started
+ * before the step last finished belongs to an earlier attempt.
+ */
+function stepHookExpected(coverage: HookCoverage | undefined, step: KfpStep, n: ArgoNode, byName: ReadonlyMap<string, ArgoNode>): boolean {
+  if (!coverage) return false;
+  // The user's exit step is reported by the run-end call, which every attempt makes again.
+  if (step.dagTemplate === EXIT_TEMPLATE) return true;
+  const id = `${step.dagTemplate}/${step.taskName}`;
+  const hooked = coverage.always.has(id) || (coverage.onFailure.has(id) && n.phase !== 'Succeeded');
+  if (!hooked) return false;
+  const hookNode = byName.get(`${n.name}.onExit`);
+  return !(hookNode && hookNode.startedAt !== '' && n.finishedAt !== '' && hookNode.startedAt < n.finishedAt);
+}
+
+/** `eventsFromWorkflow`, each event with whether a hook is expected to report it. */
+export function factsFromWorkflow(input: unknown, opts: StatusEventOptions): StatusFact[] {
   if (!isRecord(input) || !isRecord(input.metadata)) return [];
   const wf = input as Workflow & Record<string, unknown>;
   const meta = wf.metadata ?? {};
@@ -145,6 +178,7 @@ export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): Kf
   const status = statusOf(wf);
   const phase = text(status.phase);
   const nodes = argoNodes(wf);
+  const coverage = hookCoverage(isRecord(meta.annotations) ? meta.annotations : undefined);
   const base: Omit<EventFact, 'eventType' | 'argoNodeName' | 'nodeDisplayName' | 'phase' | 'message' | 'time'> = {
     kfpRunId,
     workflowName,
@@ -165,14 +199,16 @@ export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): Kf
     time: time || opts.now,
   });
 
-  const events: KfpEvent[] = [];
+  const events: StatusFact[] = [];
   // The running hook fires once the entry node exists (Argo's workflow.status comes from it).
   const root = nodes.find((n) => n.name === workflowName);
   if (root && (phase === 'Running' || FINISHED.has(phase))) {
-    events.push(buildEvent(workflowFact('WorkflowRunning', 'Running', text(status.startedAt) || root.startedAt)));
+    const event = buildEvent(workflowFact('WorkflowRunning', 'Running', text(status.startedAt) || root.startedAt));
+    events.push({ event, hookExpected: coverage?.runningHook === true });
   }
 
   const byId = new Map(nodes.map((n) => [n.id, n]));
+  const byName = new Map(nodes.map((n) => [n.name, n]));
   const retryTries = new Set(nodes.filter((n) => n.type === 'Retry').flatMap((n) => n.children));
   const steps = kfpSteps(wf);
   const failed = failedSteps(wf);
@@ -192,19 +228,24 @@ export function eventsFromWorkflow(input: unknown, opts: StatusEventOptions): Kf
         // As the hook path words it (failure-summary.ts): only when the step did not succeed.
         message: n.phase === 'Succeeded' ? undefined : stepFailureDetail(failed, n.name, displayName, n),
         time: n.finishedAt || text(status.finishedAt) || opts.now,
+        attempt: nodeAttempt(n),
       };
-      return [{ at: fact.time as string, event: buildEvent(fact) }];
+      return [{ at: fact.time as string, event: buildEvent(fact), hookExpected: stepHookExpected(coverage, step, n, byName) }];
     })
     .sort((a, b) => a.at.localeCompare(b.at) || a.event.ArgoNodeName.localeCompare(b.event.ArgoNodeName))
-    .map((x) => x.event);
+    .map(({ event, hookExpected }) => ({ event, hookExpected }));
   events.push(...nodeEvents);
 
   if (FINISHED.has(phase)) {
     const time = text(status.finishedAt);
-    if (phase === 'Succeeded') events.push(buildEvent(workflowFact('WorkflowSucceeded', phase, time)));
+    const attempt = runEndAttempt(byName.get(runExitNodeName(workflowName)), time);
+    // The injected exit handler reports the end, unless `argo terminate` stopped everything (spec.shutdown: Terminate runs no exit handler).
+    const hookExpected = coverage !== undefined && text(isRecord(wf.spec) ? wf.spec.shutdown : undefined) !== 'Terminate';
+    if (phase === 'Succeeded') events.push({ event: buildEvent({ ...workflowFact('WorkflowSucceeded', phase, time), attempt }), hookExpected });
     else {
       const message = runFailureMessage(failed) || text(status.message) || undefined;
-      events.push(buildEvent(workflowFact('WorkflowFailed', isTerminated(wf) ? 'Terminated' : phase, time, message)));
+      const event = buildEvent({ ...workflowFact('WorkflowFailed', isTerminated(wf) ? 'Terminated' : phase, time, message), attempt });
+      events.push({ event, hookExpected });
     }
   }
   return events;

@@ -161,6 +161,8 @@ export interface SnapshotNode {
   displayName?: string;
   /** RFC 3339. */
   finishedAt?: string;
+  /** RFC 3339; tells a re-created node (a KFP retry's new attempt) from the one before (callback/attempt.ts). */
+  startedAt?: string;
 }
 
 /**
@@ -173,6 +175,8 @@ export interface WorkflowSnapshot {
   phase?: string;
   /** status.message */
   message?: string;
+  /** status.finishedAt (RFC 3339): the attempt of a run end when there is no exit node (callback/attempt.ts). */
+  finishedAt?: string;
   /** status.nodes re-keyed by node *name* (Argo keys them by id), the name hook calls know. */
   nodes: Record<string, SnapshotNode>;
   annotations: Record<string, string>;

@@ -12,7 +12,11 @@ import { fixedSubscribers, startCallback, type CallbackRuntime } from '../callba
 import { verify } from '../callback/signing.js';
 import { parseSubscribers } from '../callback/subscribers/parse.js';
 import { kfpFlavour } from '../common/kfp/kfp-steps.js';
-import { callbackUrlProblem, defaultInjectOptions } from '../webhook/inject/options.js';
+import { callbackUrlProblem, STEP_HOOK_POLICIES, defaultInjectOptions, type StepHooks } from '../webhook/inject/options.js';
+import { startClusterServices } from '../callback/cluster/services.js';
+import { factsFromWorkflow } from '../callback/status-events.js';
+import { argoStatus } from './demo/argo-status.js';
+import { startWorkflowApiServer, type WorkflowApiServer } from './demo/workflow-api-server.js';
 import type { Workflow } from '../common/kfp/workflow-types.js';
 import { ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer, type RunningWebhook } from '../webhook/server.js';
@@ -21,7 +25,7 @@ import { admit } from './demo/admit.js';
 import { checkFailTasks, loadDemoWorkflow } from './demo/input.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { hookRequest } from './demo/hook-request.js';
-import { simulateRun } from './demo/simulate-run.js';
+import { simulateRun, type HookFiring } from './demo/simulate-run.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, parseOrExit, type CliIo, type Command, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
 
@@ -30,13 +34,17 @@ const DEFAULT_WORKFLOW = fileURLToPath(new URL('../../examples/workflows/pipelin
 const USAGE = `Usage: kfp-notify demo [options]
 
 Shows the whole path on this machine, no cluster needed: starts the callback and the webhook on
-loopback, admits a real KFP workflow through the webhook (HTTPS, AdmissionReview), plays the hook
-calls its run would make, and prints what three local subscribers receive.
+loopback, admits a real KFP workflow through the webhook (HTTPS, AdmissionReview), plays its run as
+Argo would (the hook calls it makes, and its status as Argo's controller writes it, which the
+callback's status watcher reads from a local stand-in for the Kubernetes API), and prints what three
+local subscribers receive.
 
 Options:
   -f FILE          a compiled KFP workflow (default: examples/workflows/pipeline_with_exit_handler.yaml)
   --fail STEP      a DAG task that fails in the played run (repeatable; default: fail-op when present)
   --mode M         container (default) or http hook templates
+  --step-hooks P   all, failed or none: which step outcomes a hook reports (default failed; the
+                   status watcher reports the rest)
   --data-dir D     keep state here (default: a temporary dir, removed afterwards)
   --callback-url U play the hook calls against your own callback at U (e.g. \`kfp-notify serve\` or
                    \`kfp-notify callback\` with your subscribers) instead of a built-in one; its hook
@@ -45,6 +53,21 @@ Options:
   --verbose        also print the services' JSON logs on stderr
   -h, --help       show this help
 `;
+
+/** Long enough that the played hook calls, not the watcher, report what the hooks report. */
+const DEMO_WATCH_GRACE_MS = 10_000;
+
+interface InjectedStatus {
+  stepHooks?: StepHooks;
+  hookedTasks?: string[];
+  failureHookedTasks?: string[];
+}
+
+const STEP_HOOKS_SAID: Record<StepHooks, string> = {
+  all: 'an exit hook on every step',
+  failed: 'on every step an exit hook that fires only if the step fails',
+  none: 'no step hooks',
+};
 
 interface Received {
   path: string;
@@ -56,6 +79,7 @@ interface DemoFlags {
   file: string;
   fail?: string[];
   mode: 'container' | 'http';
+  stepHooks?: StepHooks;
   dataDir?: string;
   /** Play against this callback instead of starting one (and its local subscribers). */
   callbackUrl?: string;
@@ -70,6 +94,7 @@ function parseFlags(args: string[]): DemoFlags | 'help' {
       file: { type: 'string', short: 'f' },
       fail: { type: 'string', multiple: true },
       mode: { type: 'string', default: 'container' },
+      'step-hooks': { type: 'string' },
       'data-dir': { type: 'string' },
       'callback-url': { type: 'string' },
       verbose: { type: 'boolean', default: false },
@@ -86,7 +111,12 @@ function parseFlags(args: string[]): DemoFlags | 'help' {
   if (callbackUrl !== undefined && dataDir !== undefined && !existsSync(join(dataDir, 'hook-key'))) {
     throw new UsageError(`no hook key in ${dataDir}: give --data-dir the data dir of the callback at ${callbackUrl} (it verifies hook tokens with that key)`);
   }
+  const stepHooks = v['step-hooks'];
+  if (stepHooks !== undefined && !(STEP_HOOK_POLICIES as readonly string[]).includes(stepHooks)) {
+    throw new UsageError(`--step-hooks must be one of ${STEP_HOOK_POLICIES.join(', ')} (got ${stepHooks})`);
+  }
   return {
+    ...(stepHooks !== undefined ? { stepHooks: stepHooks as StepHooks } : {}),
     file: v.file ?? DEFAULT_WORKFLOW,
     ...(v.fail ? { fail: v.fail } : {}),
     mode: v.mode,
@@ -157,17 +187,27 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
 
   let callback: CallbackRuntime | undefined;
   let webhook: RunningWebhook | undefined;
+  let workflowApi: WorkflowApiServer | undefined;
   try {
     const registry = new Registry();
     const external = flags.callbackUrl;
-    // The address `kubectl port-forward svc/ml-pipeline-ui 8080:80` gives the KFP UI: chat messages link to the run there.
-    if (!external) callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry, kfpUiUrl: 'http://localhost:8080' });
+    if (!external) {
+      // The callback's cluster side, real, against a local stand-in for the Kubernetes API that serves
+      // the played Workflow: its status watcher reports what no hook does, as in a cluster.
+      workflowApi = await startWorkflowApiServer();
+      const cluster = await startClusterServices({ kubeConfig: workflowApi.kubeConfig(), log, registry, watchGraceMs: DEMO_WATCH_GRACE_MS });
+      // The address `kubectl port-forward svc/ml-pipeline-ui 8080:80` gives the KFP UI: chat messages link to the run there.
+      callback = await startCallback({ dataDir, log, listen: { host: '127.0.0.1', port: 0 }, subscribers: fixedSubscribers(subscribers), registry, cluster, kfpUiUrl: 'http://localhost:8080' });
+    }
     // Your callback verifies hook tokens with the key in its data dir: never mint a new one there.
     const hookKey = loadHookKeys({ dataDir, create: !external })[0];
     if (!hookKey) throw new Error('no hook key');
     const cert = await ensureSelfSignedCert(dataDir);
     const callbackUrl = external ?? callback?.url ?? '';
-    const injectOptions = defaultInjectOptions({ hookKey, callbackUrl, mode: flags.mode });
+    // Your own callback on a laptop watches no cluster, so every step is put on the hook path there
+    // (stepHooks all, as `serve` does without a cluster): its subscribers then see every event.
+    const stepHooks = flags.stepHooks ?? (external ? 'all' : undefined);
+    const injectOptions = defaultInjectOptions({ hookKey, callbackUrl, mode: flags.mode, ...(stepHooks ? { stepHooks } : {}) });
     webhook = await startWebhookServer({
       host: '127.0.0.1',
       port: 0,
@@ -198,40 +238,56 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
       return EXIT_FAILURE;
     }
     const injected = jsonPatch.applyPatch(structuredClone(created), patch, false, false).newDocument as Workflow;
-    const status = JSON.parse(injected.metadata?.annotations?.['kfp-notify.kubeflow.org/status'] ?? '{}') as { hookedTasks?: string[] };
+    const status = JSON.parse(injected.metadata?.annotations?.['kfp-notify.kubeflow.org/status'] ?? '{}') as InjectedStatus;
+    const hookedSteps = [...(status.hookedTasks ?? []), ...(status.failureHookedTasks ?? [])].map((t) => t.split('/').pop());
     out();
     out(`2. Admitted ${flags.file.replace(`${process.cwd()}/`, '')} (KFP ${kfpFlavour(created)}) as run ${runId}`);
     out(`   The webhook answered "allowed" with a ${patch.length}-operation JSON Patch: a running hook, an exit handler,`);
-    out(`   and exit hooks on ${status.hookedTasks?.length ?? 0} steps (${(status.hookedTasks ?? []).map((t) => t.split('/').pop()).join(', ')})`);
+    out(`   and ${STEP_HOOKS_SAID[status.stepHooks ?? 'all']} (stepHooks: ${status.stepHooks ?? 'all'})${hookedSteps.length > 0 ? `: ${hookedSteps.join(', ')}` : ''}`);
 
     const failTasks = flags.fail ?? (JSON.stringify(created).includes('"fail-op"') ? ['fail-op'] : []);
     const workflowName = `${created.metadata?.generateName ?? 'run-'}x7k2p`;
-    const run = simulateRun(injected, { workflowName, workflowUid: randomUUID(), namespace, failTasks });
+    const workflowUid = randomUUID();
+    const run = simulateRun(injected, { workflowName, workflowUid, namespace, failTasks });
+    // The Workflow as the cluster holds it once created, and its status as Argo's controller writes it.
+    const object = { ...injected, metadata: { ...injected.metadata, name: workflowName, namespace, uid: workflowUid, creationTimestamp: new Date().toISOString() } };
+    const startedAt = new Date();
+    const finished = { ...object, status: argoStatus(run, workflowName, 'finished', startedAt) };
+    const facts = factsFromWorkflow(finished, { now: new Date().toISOString() });
+    const watcherOnly = facts.filter((f) => !f.hookExpected);
     out();
-    out(`3. Played the run as Argo would (${failTasks.length > 0 ? `${failTasks.join(', ')} fails` : 'every step succeeds'}): ${run.firings.length} hook calls`);
+    out(`3. Played the run as Argo would (${failTasks.length > 0 ? `${failTasks.join(', ')} fails` : 'every step succeeds'}): its status in 2 updates, ${run.firings.length} hook calls`);
     let accepted = 0;
-    for (const firing of run.firings) {
+    const post = async (firing: HookFiring): Promise<void> => {
       const req = hookRequest(injected, firing);
       const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
       const answer = (await res.json().catch(() => ({}))) as { eventIds?: string[] };
       accepted += answer.eventIds?.length ?? 0;
       const form = new URLSearchParams(req.body);
       const what = `${form.get('event') ?? ''} ${form.get('nodeDisplayName') || form.get('workflowStatus') || ''}`.trim();
-      out(`   ${what.padEnd(34)} → HTTP ${res.status}, ${answer.eventIds?.length ?? 0} event(s)`);
-    }
+      out(`   hook   ${what.padEnd(34)} → HTTP ${res.status}, ${answer.eventIds?.length ?? 0} event(s)`);
+    };
+    const isRunningCall = (f: HookFiring) => f.parameters.event === 'workflow-running';
+    workflowApi?.apply({ ...object, status: argoStatus(run, workflowName, 'running', startedAt) });
+    if (workflowApi) out('   status Running');
+    for (const firing of run.firings.filter(isRunningCall)) await post(firing);
+    // Argo records a node's end before the pod of its exit hook starts: the status first, then the calls.
+    workflowApi?.apply(finished);
+    if (workflowApi) out(`   status ${run.phase}: the status watcher reports at once the ${watcherOnly.length} fact(s) no hook reports${watcherOnly.length > 0 ? ` (${watcherOnly.map((f) => f.event.NodeName || f.event.EventType).join(', ')})` : ''}`);
+    for (const firing of run.firings.filter((f) => !isRunningCall(f))) await post(firing);
 
     if (external) {
       out();
       out(`4. ${accepted} event(s) accepted by ${callbackUrl}: your callback delivers them to its subscribers (its log shows each delivery).`);
       return accepted > 0 ? EXIT_OK : EXIT_FAILURE;
     }
-    // Every accepted event reaches team-webhook and legacy-handler; run ends also reach run-completions.
+    // Every fact of the run (from a hook or the watcher, once) reaches team-webhook and legacy-handler;
+    // run ends also reach run-completions, and the chat subscribers the failures and run ends.
     await waitFor(() => {
       const perSub = (s: string) => receiver.received.filter((r) => r.path === `/${s}`).length;
-      // The chat subscribers get the failures and run ends among what legacy-handler got.
       const chatDue = receiver.received.filter((r) => r.path === '/legacy-handler' && CHAT_EVENT_TYPES.includes(String((JSON.parse(r.body) as { EventType?: unknown }).EventType))).length;
       const chatDone = perSub('slack-channel') >= chatDue && perSub('teams-channel') >= chatDue;
-      return perSub('team-webhook') >= accepted && perSub('legacy-handler') >= accepted && perSub('run-completions') >= 1 && chatDone;
+      return perSub('team-webhook') >= facts.length && perSub('legacy-handler') >= facts.length && perSub('run-completions') >= 1 && chatDone;
     }, 15_000);
     out();
     out(`4. Deliveries (${receiver.received.length}):`);
@@ -255,6 +311,7 @@ async function runDemo(flags: DemoFlags, io: CliIo): Promise<number> {
   } finally {
     await webhook?.close();
     await callback?.close();
+    await workflowApi?.close();
     await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
     if (!flags.dataDir) rmSync(dataDir, { recursive: true, force: true });
   }

@@ -3,7 +3,15 @@ import { loadHookKeys, resolveDataDir } from '../common/data-dir.js';
 import type { HookKey } from '../common/hook-token.js';
 import { InputFormatError, parseDocuments, toYamlStream } from '../common/yaml-docs.js';
 import { injectWorkflow, type InjectResult } from '../webhook/inject/index.js';
-import { defaultInjectOptions, DEFAULT_ARGO_VERSION, DEFAULT_CALLBACK_URL, DEFAULT_SIZE_LIMIT_BYTES, type InjectOptions } from '../webhook/inject/options.js';
+import {
+  defaultInjectOptions,
+  DEFAULT_ARGO_VERSION,
+  DEFAULT_CALLBACK_URL,
+  DEFAULT_SIZE_LIMIT_BYTES,
+  STEP_HOOK_POLICIES,
+  type InjectOptions,
+  type StepHooks,
+} from '../webhook/inject/options.js';
 import type { Workflow } from '../common/kfp/workflow-types.js';
 import { asCreatedByKfp } from './demo/kfp-api-server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, readAll, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
@@ -20,6 +28,8 @@ Options:
   -o, --output FORMAT      yaml (default) | json | patch (one JSON Patch per document, one per line)
       --argo-version X     the cluster's Argo version (default ${DEFAULT_ARGO_VERSION}); decides which hooks are possible
       --mode MODE          container (default: a curl pod per call) | http (Argo HTTP template, Argo >= 3.5.11)
+      --step-hooks P       all | failed | none: which step outcomes get an exit hook (default: failed on
+                           Argo >= 3.4, none below; the status watcher reports the rest)
       --callback-url URL   callback base URL (default ${DEFAULT_CALLBACK_URL})
       --namespace NS       namespace the hook token is minted for (default: metadata.namespace, else "default")
       --data-dir DIR       where the hook key lives (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
@@ -53,6 +63,7 @@ function parseFlags(args: string[]): Flags | 'help' {
       output: { type: 'string', short: 'o', default: 'yaml' },
       'argo-version': { type: 'string' },
       mode: { type: 'string' },
+      'step-hooks': { type: 'string' },
       'callback-url': { type: 'string' },
       namespace: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -68,6 +79,10 @@ function parseFlags(args: string[]): Flags | 'help' {
   if (!(OUTPUTS as readonly string[]).includes(output)) throw new UsageError(`-o must be one of ${OUTPUTS.join(', ')}, got ${JSON.stringify(output)}`);
   const mode = values.mode;
   if (mode !== undefined && mode !== 'container' && mode !== 'http') throw new UsageError(`--mode must be container or http, got ${JSON.stringify(mode)}`);
+  const stepHooks = values['step-hooks'];
+  if (stepHooks !== undefined && !(STEP_HOOK_POLICIES as readonly string[]).includes(stepHooks)) {
+    throw new UsageError(`--step-hooks must be one of ${STEP_HOOK_POLICIES.join(', ')}, got ${JSON.stringify(stepHooks)}`);
+  }
   const sizeLimit = values['size-limit'];
   if (sizeLimit !== undefined && !/^\d+$/.test(sizeLimit)) throw new UsageError(`--size-limit must be a whole number of bytes, got ${JSON.stringify(sizeLimit)}`);
   const kfpRunId = values['kfp-run-id'];
@@ -83,6 +98,7 @@ function parseFlags(args: string[]): Flags | 'help' {
     settings: {
       ...(values['argo-version'] !== undefined ? { argoVersion: values['argo-version'] } : {}),
       ...(mode !== undefined ? { mode } : {}),
+      ...(stepHooks !== undefined ? { stepHooks: stepHooks as StepHooks } : {}),
       ...(values['callback-url'] !== undefined ? { callbackUrl: values['callback-url'] } : {}),
       ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
       ...(sizeLimit !== undefined ? { sizeLimitBytes: Number(sizeLimit) } : {}),

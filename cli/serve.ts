@@ -4,7 +4,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ensureDataDir, resolveDataDir } from '../common/data-dir.js';
 import { createLogger } from '../common/logger.js';
 import { adminTokenPath } from '../callback/runtime.js';
-import { checkSettings, describeOptions, loadInjectOptions } from '../webhook/injector-config.js';
+import { SETTING_FLAGS, checkSettings, describeOptions, loadInjectOptions } from '../webhook/injector-config.js';
 import { SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE, ensureSelfSignedCert } from '../webhook/self-signed.js';
 import { startWebhookServer } from '../webhook/server.js';
 import { launchCallback, parseCallbackFlags, untilSignal } from './callback.js';
@@ -31,6 +31,9 @@ Options:
   --secrets FILE        signing secrets for --subscribers: { "<secret>": { "<key>": "<value>" } }
   --argo-version X      the Argo version the injected hooks target (default 4.0.5)
   --mode M              container (default) or http hook templates
+  --step-hooks P        all | failed | none: which step outcomes an exit hook reports (default: all
+                        without a cluster, where no status watcher reports the rest; with one the
+                        cheapest for --argo-version: failed from 3.4, else none)
   --retry-scale X       multiply every retry delay by X (default 1)
   --durability D        fsync (default) or write: when a hook call gets its 202 (see kfp-notify callback --help)
   --disable-after D     disable a subscriber after this long without a successful delivery (default 5d; 0 never)
@@ -47,6 +50,7 @@ interface ServeFlags {
   host: string;
   argoVersion?: string;
   mode?: string;
+  stepHooks?: string;
 }
 
 function parseServeFlags(args: string[]): ServeFlags | 'help' {
@@ -62,6 +66,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
       secrets: { type: 'string' },
       'argo-version': { type: 'string' },
       mode: { type: 'string' },
+      'step-hooks': { type: 'string' },
       'retry-scale': { type: 'string' },
       durability: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
@@ -98,6 +103,7 @@ function parseServeFlags(args: string[]): ServeFlags | 'help' {
     host: v.host,
     ...(v['argo-version'] ? { argoVersion: v['argo-version'] } : {}),
     ...(v.mode ? { mode: v.mode } : {}),
+    ...(v['step-hooks'] ? { stepHooks: v['step-hooks'] } : {}),
   };
 }
 
@@ -108,7 +114,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     const callback = parseCallbackFlags(serve.callbackArgs, io.env);
     if (callback === 'help') return 'help';
     try {
-      const settings = checkSettings({ argoVersion: serve.argoVersion, mode: serve.mode }, (k) => `--${k === 'argoVersion' ? 'argo-version' : k}`);
+      const settings = checkSettings({ argoVersion: serve.argoVersion, mode: serve.mode, stepHooks: serve.stepHooks }, (k) => SETTING_FLAGS[k as keyof typeof SETTING_FLAGS] ?? k);
       return { serve, callback, settings };
     } catch (err) {
       throw new UsageError(errorMessage(err));
@@ -130,7 +136,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
   let webhook;
   try {
     const cert = await ensureSelfSignedCert(dataDir);
-    const injectOptions = loadInjectOptions({ flags: { ...settings, callbackUrl: callback.url }, dataDir });
+    // Without a cluster no status watcher reports what a cheaper policy leaves to it: every step keeps its hook.
+    const stepHooks = settings.stepHooks ?? (callbackFlags.cluster ? undefined : 'all');
+    const injectOptions = loadInjectOptions({ flags: { ...settings, ...(stepHooks ? { stepHooks } : {}), callbackUrl: callback.url }, dataDir });
     webhook = await startWebhookServer({
       host: flags.host,
       port: flags.webhookPort,

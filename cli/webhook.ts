@@ -21,12 +21,15 @@ Required:
 
 Options:
   --host H               address to bind (default 0.0.0.0)
-  --config FILE          injector settings (YAML: callbackUrl, argoVersion, mode, sizeLimitBytes, image);
+  --config FILE          injector settings (YAML: callbackUrl, argoVersion, mode, sizeLimitBytes, image,
+                         stepHooks);
                          re-read when the file changes
   --callback-url URL     overrides callbackUrl
   --argo-version X       overrides argoVersion (the Argo version the cluster runs, e.g. 4.0.5)
   --mode container|http  overrides mode
   --size-limit BYTES     overrides sizeLimitBytes
+  --step-hooks P         overrides stepHooks: all | failed | none, which step outcomes an exit hook reports
+                         (default: failed on Argo >= 3.4, else none; see docs/injector.md)
   --hook-key-file F      hook keys, one per line, the first signs (default: <data dir>/hook-key)
   --data-dir D           local data dir (default ./.kfp-notify or $KFP_NOTIFY_DATA_DIR)
   --inject-threads N     worker threads that parse and inject admissions (default 0: on the event
@@ -52,6 +55,7 @@ const OPTIONS = {
   'argo-version': { type: 'string' },
   mode: { type: 'string' },
   'size-limit': { type: 'string' },
+  'step-hooks': { type: 'string' },
   'hook-key-file': { type: 'string' },
   'data-dir': { type: 'string' },
   'log-level': { type: 'string' },
@@ -91,7 +95,7 @@ export function parseWebhookFlags(args: string[], env: NodeJS.ProcessEnv): Webho
   let settings;
   try {
     settings = checkSettings(
-      { callbackUrl: values['callback-url'], argoVersion: values['argo-version'], mode: values.mode, sizeLimitBytes: values['size-limit'] },
+      { callbackUrl: values['callback-url'], argoVersion: values['argo-version'], mode: values.mode, sizeLimitBytes: values['size-limit'], stepHooks: values['step-hooks'] },
       (key) => (key in SETTING_FLAGS ? SETTING_FLAGS[key as keyof typeof SETTING_FLAGS] : undefined) ?? key,
     );
   } catch (err) {

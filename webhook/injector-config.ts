@@ -3,7 +3,7 @@ import type { Logger } from '../common/logger.js';
 import { DataDirError, loadHookKeys } from '../common/data-dir.js';
 import type { HookKey } from '../common/hook-token.js';
 import { parseDocuments } from '../common/yaml-docs.js';
-import { defaultInjectOptions, type InjectOptions } from './inject/options.js';
+import { STEP_HOOK_POLICIES, defaultInjectOptions, type InjectOptions, type StepHooks } from './inject/options.js';
 import { watchFiles, type FileWatch } from './tls-reload.js';
 import { errorMessage } from '../common/error-message.js';
 
@@ -17,6 +17,7 @@ export interface InjectorSettings {
   mode?: 'container' | 'http';
   sizeLimitBytes?: number;
   image?: string;
+  stepHooks?: StepHooks;
 }
 type SettingKey = keyof InjectorSettings;
 
@@ -27,6 +28,7 @@ export const SETTING_FLAGS: Readonly<Record<SettingKey, string | undefined>> = {
   mode: '--mode',
   sizeLimitBytes: '--size-limit',
   image: undefined,
+  stepHooks: '--step-hooks',
 };
 const SETTING_KEYS = Object.keys(SETTING_FLAGS) as SettingKey[];
 
@@ -57,6 +59,8 @@ const CHECKS: Record<SettingKey, (v: unknown) => Checked> = {
     return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? { value: n } : problem(`must be a positive whole number of bytes, got ${shown(v)}`);
   },
   image: (v) => (typeof v === 'string' ? { value: v } : problem(`must be a container image reference string, got ${shown(v)}`)),
+  stepHooks: (v) =>
+    (STEP_HOOK_POLICIES as readonly unknown[]).includes(v) ? { value: v } : problem(`must be one of ${STEP_HOOK_POLICIES.join(', ')}, got ${shown(v)}`),
 };
 
 /** Raw values (from YAML or flags) → checked settings. `where(key)` names the key in errors. */
@@ -185,6 +189,7 @@ export function describeOptions(o: InjectOptions): Record<string, unknown> {
     mode: o.mode,
     sizeLimitBytes: o.sizeLimitBytes,
     image: o.image,
+    stepHooks: o.stepHooks ?? 'default for the Argo version',
     hookKeyId: o.hookKey.kid,
   };
 }

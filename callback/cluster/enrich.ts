@@ -36,6 +36,8 @@ export interface EnrichHint {
   uid?: string;
   /** An Argo node name whose final phase is needed (a snapshot where it is still running is stale). */
   nodeName?: string;
+  /** An Argo node that must be in the snapshot (a run's exit node, for the attempt of a run end). */
+  presentNode?: string;
 }
 
 export type Enricher = (namespace: string, name: string, hint?: EnrichHint) => Promise<WorkflowSnapshot | undefined>;
@@ -44,6 +46,7 @@ const FINAL_NODE_PHASES = new Set(['Succeeded', 'Failed', 'Error', 'Skipped', 'O
 
 function answers(s: WorkflowSnapshot, hint: EnrichHint | undefined): boolean {
   if (hint?.uid && s.uid && s.uid !== hint.uid) return false;
+  if (hint?.presentNode && s.nodes[hint.presentNode] === undefined) return false;
   if (hint?.nodeName) return FINAL_NODE_PHASES.has(s.nodes[hint.nodeName]?.phase ?? '');
   return true;
 }

@@ -3,7 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import { RUN_ID_LABEL } from '../../common/hook-contract.js';
-import { eventsFromWorkflow, isFinished } from '../status-events.js';
+import { factsFromWorkflow, isFinished } from '../status-events.js';
 import type { KfpEvent } from '../types.js';
 import { errorText, startListWatch, type KubeObject, type ListWatchHandle } from './list-watch.js';
 import { Lru } from './lru.js';
@@ -11,9 +11,12 @@ import { clusterMetrics } from './metrics.js';
 import { workflowLister, workflowsPath } from './workflow-api.js';
 
 /**
- * The status watcher: the backstop behind the hooks. It watches every KFP Workflow (label
- * `pipeline/runid`), derives from its status every fact a fully hooked run would have reported
- * (status-events.ts), waits out a grace period for the hook to deliver each one, then ingests it.
+ * The status watcher: the backstop behind the hooks, and the reporter of what no hook reports. It
+ * watches every KFP Workflow (label `pipeline/runid`) and derives from its status every fact a fully
+ * hooked run would have reported (status-events.ts). A fact no hook will report (the Workflow's
+ * `stepHooks` policy leaves it to the watcher, a retried step whose hook node is kept, a Workflow the
+ * webhook never saw) is ingested at once; a fact a hook is expected to report waits out a grace period
+ * for the hook first.
  * The store deduplicates by EventId, so a fact the hook already delivered becomes a duplicate, never
  * a second delivery. On start the first list covers runs that finished while the callback was down.
  *
@@ -26,7 +29,7 @@ export interface StatusWatcherOptions {
   kubeConfig: KubeConfig;
   /** Stores the events (deduplicating by EventId); a rejection is retried with backoff. */
   ingest: (events: KfpEvent[]) => Promise<unknown>;
-  /** How long a fact waits for its hook before the watcher reports it (`--watch-grace`, default 60s). */
+  /** How long a fact a hook is expected to report waits for it before the watcher reports it (`--watch-grace`, default 60s). */
   graceMs: number;
   log: Logger;
   /** Watch only these namespaces; all namespaces when absent or empty. */
@@ -131,7 +134,7 @@ export function startStatusWatcher(opts: StatusWatcherOptions): StatusWatcher {
         metrics.watcherEvents.inc({ type: p.event.EventType });
       }
       t.retryMs = INGEST_RETRY_MIN_MS;
-      log.info({ workflow: t.name, eventIds: due.map(([id]) => id) }, 'status watcher reported facts no hook delivered in time (or already had)');
+      log.info({ workflow: t.name, eventIds: due.map(([id]) => id) }, 'status watcher reported facts no hook reports, or none delivered in time (or already had)');
     } catch (err) {
       metrics.watcherIngestErrors.inc();
       log.warn({ workflow: t.name, err: errorText(err), retryInMs: t.retryMs }, 'ingest of watcher events failed; will retry');
@@ -149,7 +152,8 @@ export function startStatusWatcher(opts: StatusWatcherOptions): StatusWatcher {
     const name = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
     if (!uid) return;
     const now = Date.now();
-    const events = eventsFromWorkflow(obj, { now: new Date(now).toISOString() });
+    const facts = factsFromWorkflow(obj, { now: new Date(now).toISOString() });
+    const events = facts.map((f) => f.event);
     const done = isFinished(obj);
     const digest = digestOf(events);
     let t = tracked.get(uid);
@@ -162,11 +166,13 @@ export function startStatusWatcher(opts: StatusWatcherOptions): StatusWatcher {
     }
     t.finished = done;
     t.digest = digest;
-    for (const e of events) {
+    for (const { event: e, hookExpected } of facts) {
       if (t.emitted.has(e.EventId)) continue;
+      const dueAt = hookExpected ? now + opts.graceMs : now;
       const known = t.pending.get(e.EventId);
       if (known) {
         known.event = e; // a later status may say more (a message, a finish time)
+        known.dueAt = Math.min(known.dueAt, dueAt); // or that no hook will come after all
         continue;
       }
       if (now - Date.parse(e.Time) > maxAgeMs) {
@@ -174,7 +180,7 @@ export function startStatusWatcher(opts: StatusWatcherOptions): StatusWatcher {
         log.debug({ workflow: name, eventId: e.EventId, time: e.Time }, 'fact older than the watch max age; not reported');
         continue;
       }
-      t.pending.set(e.EventId, { event: e, dueAt: now + opts.graceMs });
+      t.pending.set(e.EventId, { event: e, dueAt });
     }
     schedule(t);
   }

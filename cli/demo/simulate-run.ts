@@ -38,6 +38,21 @@ export interface SimulatedRun {
   phase: 'Succeeded' | 'Failed';
   /** Phase per Argo node name, for every node the simulation ran. */
   nodes: Record<string, string>;
+  /** Every node as Argo's controller records it in `status.nodes`, in the order they started (argo-status.ts writes them). */
+  records: NodeRecord[];
+}
+
+/** A node of the played run: what Argo writes into `status.nodes` about it. Times are seconds after the run started. */
+export interface NodeRecord {
+  name: string;
+  type: 'DAG' | 'Steps' | 'Pod';
+  templateName: string;
+  displayName: string;
+  phase: string;
+  /** The enclosing DAG node's name ('' for the root and the exit handler). */
+  boundary: string;
+  startedAt: number;
+  finishedAt: number;
 }
 
 type Failure = WorkflowFailure;
@@ -50,6 +65,9 @@ interface Ctx {
   nodes: Record<string, string>;
   failures: Failure[];
   workflowStatus: string;
+  records: NodeRecord[];
+  /** Seconds since the run started: every pod takes one. */
+  clock: number;
 }
 
 const SUBST = /\{\{\s*([^{}]+?)\s*\}\}/g;
@@ -79,7 +97,23 @@ function globalsOf(ctx: Ctx): Record<string, string> {
   return g;
 }
 
-function fire(ctx: Ctx, podNodeName: string, hook: LifecycleHook, scope: Record<string, string>): void {
+function record(ctx: Ctx, r: Omit<NodeRecord, 'displayName'>): void {
+  const tail = r.boundary && r.name.startsWith(`${r.boundary}.`) ? r.name.slice(r.boundary.length + 1) : r.name;
+  ctx.records.push({ ...r, displayName: tail });
+}
+
+/**
+ * Whether an exit hook fires: it has no expression, or the injector's failure-only one
+ * (`tasks['x'].status != 'Succeeded'`, argo-kfp.md §1.5) holds for the task's phase.
+ */
+function exitHookFires(hook: LifecycleHook, phase: string): boolean {
+  if (hook.expression === undefined) return true;
+  return !/^(tasks|steps)\['[^']+'\]\.status != 'Succeeded'$/.test(hook.expression) || phase !== 'Succeeded';
+}
+
+function fire(ctx: Ctx, podNodeName: string, hook: LifecycleHook, scope: Record<string, string>, boundary = ''): void {
+  const started = ctx.clock++;
+  record(ctx, { name: podNodeName, type: 'Pod', templateName: HOOK_TEMPLATE, phase: 'Succeeded', boundary, startedAt: started, finishedAt: ctx.clock });
   const tmpl = ctx.templates.get(HOOK_TEMPLATE);
   const globals = globalsOf(ctx);
   const parameters: Record<string, string> = {};
@@ -135,7 +169,30 @@ function iterations(task: DagTask, nodeName: string): string[] {
   return [nodeName];
 }
 
-function runTemplate(ctx: Ctx, templateName: string, nodeName: string, scope: Record<string, string>): string {
+function runTemplate(ctx: Ctx, templateName: string, nodeName: string, scope: Record<string, string>, boundary = ''): string {
+  const started = ctx.clock;
+  const tmpl0 = ctx.templates.get(templateName);
+  const at = ctx.records.length;
+  const phase = runTasks(ctx, templateName, nodeName, scope);
+  // A DAG (or steps) node starts before its tasks and ends after them; a leaf template is one pod.
+  const leaf = !(tmpl0?.dag?.tasks ?? tmpl0?.steps?.flat() ?? []).length;
+  if (leaf) ctx.clock++;
+  const r: NodeRecord = {
+    name: nodeName,
+    type: leaf ? 'Pod' : tmpl0?.steps ? 'Steps' : 'DAG',
+    templateName,
+    displayName: '',
+    phase,
+    boundary,
+    startedAt: started,
+    finishedAt: ctx.clock,
+  };
+  const tail = boundary && nodeName.startsWith(`${boundary}.`) ? nodeName.slice(boundary.length + 1) : nodeName;
+  ctx.records.splice(at, 0, { ...r, displayName: tail });
+  return phase;
+}
+
+function runTasks(ctx: Ctx, templateName: string, nodeName: string, scope: Record<string, string>): string {
   const tmpl = ctx.templates.get(templateName);
   const tasks = tmpl?.dag?.tasks ?? tmpl?.steps?.flat() ?? [];
   if (tasks.length === 0) return 'Succeeded';
@@ -150,7 +207,7 @@ function runTemplate(ctx: Ctx, templateName: string, nodeName: string, scope: Re
     }
     let taskPhase = 'Succeeded';
     for (const iter of iterations(task, `${nodeName}.${name}`)) {
-      const iterPhase = runTask(ctx, task, iter, local);
+      const iterPhase = runTask(ctx, task, iter, local, nodeName);
       if (iterPhase === 'Failed') taskPhase = 'Failed';
     }
     phases.set(name, taskPhase);
@@ -161,12 +218,14 @@ function runTemplate(ctx: Ctx, templateName: string, nodeName: string, scope: Re
   return phase;
 }
 
-function runTask(ctx: Ctx, task: DagTask, nodeName: string, scope: Record<string, string>): string {
+function runTask(ctx: Ctx, task: DagTask, nodeName: string, scope: Record<string, string>, boundary: string): string {
   const name = String(task.name);
   const template = String(task.template ?? '');
   let phase: string;
   if (ctx.scenario.failTasks?.includes(name)) {
     phase = 'Failed';
+    const started = ctx.clock++;
+    record(ctx, { name: nodeName, type: 'Pod', templateName: template, phase, boundary, startedAt: started, finishedAt: ctx.clock });
     ctx.failures.push({
       displayName: name,
       message: 'Error (exit code 1)',
@@ -177,28 +236,29 @@ function runTask(ctx: Ctx, task: DagTask, nodeName: string, scope: Record<string
     });
   } else if (template === HOOK_TEMPLATE) {
     // The exit wrapper calls the notifier as a task: its arguments are the call's fields.
-    fire(ctx, podName(ctx, nodeName), { arguments: task.arguments ?? {} }, scope);
+    fire(ctx, podName(ctx, nodeName), { arguments: task.arguments ?? {} }, scope, boundary);
     phase = 'Succeeded';
   } else {
-    phase = runTemplate(ctx, template, nodeName, scope);
+    phase = runTemplate(ctx, template, nodeName, scope, boundary);
   }
   ctx.nodes[nodeName] = phase;
   const exit = task.hooks?.exit;
-  if (exit?.template) {
+  if (exit?.template && exitHookFires(exit, phase)) {
     const hookScope = { ...scope, [`tasks.${name}.status`]: phase };
-    if (exit.template === HOOK_TEMPLATE) fire(ctx, podName(ctx, `${nodeName}.onExit`), exit, hookScope);
-    else runTemplate(ctx, exit.template, `${nodeName}.onExit`, hookScope);
+    if (exit.template === HOOK_TEMPLATE) fire(ctx, podName(ctx, `${nodeName}.onExit`), exit, hookScope, boundary);
+    else runTemplate(ctx, exit.template, `${nodeName}.onExit`, hookScope, boundary);
   }
   return phase;
 }
 
 export function simulateRun(wf: Workflow, scenario: RunScenario): SimulatedRun {
   const templates = new Map((wf.spec?.templates ?? []).map((t) => [String(t.name), t]));
-  const ctx: Ctx = { wf, scenario, templates, firings: [], nodes: {}, failures: [], workflowStatus: 'Running' };
+  const ctx: Ctx = { wf, scenario, templates, firings: [], nodes: {}, failures: [], workflowStatus: 'Running', records: [], clock: 0 };
   const name = scenario.workflowName;
   for (const [hookName, hook] of Object.entries(wf.spec?.hooks ?? {})) {
     if (hookName !== 'exit' && hook.template === HOOK_TEMPLATE && /Running/.test(String(hook.expression))) {
-      fire(ctx, podName(ctx, `${name}.hooks.${hookName}`), hook, {});
+      fire(ctx, podName(ctx, `${name}.hooks.${hookName}`), hook, {}, name);
+      ctx.clock = 0; // the running hook runs beside the pipeline, not before it
     }
   }
   let phase = runTemplate(ctx, String(wf.spec?.entrypoint ?? ''), name, {}) === 'Failed' ? 'Failed' : 'Succeeded';
@@ -210,5 +270,5 @@ export function simulateRun(wf: Workflow, scenario: RunScenario): SimulatedRun {
     ctx.nodes[`${name}.onExit`] = exitPhase;
     if (exitPhase === 'Failed') phase = 'Failed';
   }
-  return { firings: ctx.firings, phase: phase as 'Succeeded' | 'Failed', nodes: ctx.nodes };
+  return { firings: ctx.firings, phase: phase as 'Succeeded' | 'Failed', nodes: ctx.nodes, records: ctx.records };
 }

@@ -95,7 +95,11 @@ const CASES: Case[] = [
 
 type Seen = { type: string; node: string };
 
-/** What a fully hooked run reports, from the played run: every hooked step that ran, and the run. */
+/**
+ * What the hooks of the played run report: every step whose exit hook fired (under the default
+ * `stepHooks: failed`, only a failed one; the status watcher reports the successes, see
+ * test/callback/cluster/watcher-retry.test.ts and the demo), and the run.
+ */
 function expectedEvents(wf: Workflow, run: SimulatedRun, workflowName: string, userExitName: string): Seen[] {
   const names = new Map(kfpSteps(wf).map((s) => [s.taskName, s.displayName]));
   const events: Seen[] = [{ type: 'WorkflowRunning', node: '' }];

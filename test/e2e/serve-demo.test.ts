@@ -21,14 +21,17 @@ describe('kfp-notify demo (process)', () => {
     const r = await runCli(['demo'], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    // 5 hook calls → 5 events, each to two subscribers, the run's end also as a CloudEvent, the step
-    // failure and the run failure also to Slack and Teams.
-    expect(r.stdout).toContain('5 hook calls');
+    // stepHooks failed (the default): 3 hook calls (running, the failed step, the run's end); the status
+    // watcher reports the 2 step successes no hook reports. 5 events, each to two subscribers, the
+    // run's end also as a CloudEvent, the step failure and the run failure also to Slack and Teams.
+    expect(r.stdout).toContain('3 hook calls');
+    expect(r.stdout).toContain('the status watcher reports at once the 2 fact(s) no hook reports (print-op-2, print-op)');
     expect(r.stdout).toContain('4. Deliveries (15):');
     expect(r.stdout).toMatch(/slack-channel\s+demo run failed: fail-op: Error \(exit code 1\)\s+Slack Block Kit/);
     expect(r.stdout).toMatch(/teams-channel\s+demo run failed\s+Teams Adaptive Card/);
     expect(r.stdout).toContain("The run's last message, as teams-channel received it:");
     expect(r.stdout.match(/signature verified/g)).toHaveLength(5);
+    expect(r.stdout).toMatch(/team-webhook\s+WorkflowNodeSucceeded\s+print-op-2/);
     expect(r.stdout).not.toContain('SIGNATURE INVALID');
     expect(r.stdout).toMatch(/legacy-handler\s+WorkflowNodeFailed\s+fail-op/);
     expect(r.stdout).toMatch(/run-completions\s+org\.kubeflow\.pipelines\.run-completion/);
@@ -74,10 +77,21 @@ describe('kfp-notify demo (process)', () => {
     }
   });
 
+  it('with --step-hooks all, every step reports through its hook and the watcher adds nothing', async () => {
+    const r = await runCli(['demo', '--step-hooks', 'all'], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('5 hook calls');
+    expect(r.stdout).toContain('the status watcher reports at once the 0 fact(s) no hook reports');
+    expect(r.stdout).toContain('4. Deliveries (15):');
+  });
+
   it('exits 2 on a bad flag', async () => {
     const r = await runCli(['demo', '--mode', 'carrier-pigeon']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--mode must be container or http');
+    const policy = await runCli(['demo', '--step-hooks', 'most']);
+    expect(policy.code).toBe(2);
+    expect(policy.stderr).toContain('--step-hooks must be one of all, failed, none');
   });
 });
 
@@ -111,6 +125,8 @@ describe('kfp-notify serve (process)', () => {
     const created = asCreatedByKfp(compiled, { runId: 'serve-run-1', runName: 'serve test', namespace: 'team-a' });
     const { patch } = await admit(webhookUrl, readFileSync(join(dir, 'webhook-tls.crt'), 'utf8'), created, 'team-a');
     const injected = jsonPatch.applyPatch(structuredClone(created), patch, false, false).newDocument as Workflow;
+    // No cluster, so no status watcher: serve keeps every step on the hook path (stepHooks all).
+    expect(JSON.parse(injected.metadata?.annotations?.['kfp-notify.kubeflow.org/status'] ?? '{}')).toMatchObject({ stepHooks: 'all' });
     const [running] = simulateRun(injected, { workflowName: 'pwe-serve1', workflowUid: 'u-serve-1', namespace: 'team-a' }).firings;
     if (!running) throw new Error('no running hook');
     const pod = hookPod(injected, running);

@@ -54,7 +54,7 @@ const RUN_EVENTS = new Set(['WorkflowSucceeded', 'WorkflowFailed']);
 
 /** Waits until both subscribers have every fact of `runs`, then past the grace period, and checks each came exactly once. */
 async function expectEachFactOnce(runs: readonly KfpRun[]): Promise<{ id: string; fact: string }[]> {
-  const facts = runs.flatMap((r) => factsOf(r.hookCalls));
+  const facts = runs.flatMap((r) => factsOf(r.hookCalls, r.workflow));
   const ids = facts.map((f) => f.id);
   expect(new Set(ids).size, 'one id per fact').toBe(ids.length);
   const ends = facts.filter((f) => RUN_EVENTS.has(f.fact.split(':')[0] ?? '')).map((f) => f.id);
@@ -140,7 +140,7 @@ describe(`hooks that never fire: the status watcher of a real kfp-notify callbac
       const exitHooks = end.hookCalls.filter((c) => c.event === 'workflow-exit' || (c.event === 'node-exit' && c.nodeTask === 'print-op' && rand() < 0.5));
       const answers = await postCalls(exitHooks);
       expect(answers.filter((a) => 'error' in a || a.status !== 202)).toEqual([]);
-      for (const f of factsOf([...runningHook, ...exitHooks])) fromHooks.add(f.id);
+      for (const f of [...factsOf(runningHook, running.workflow), ...factsOf(exitHooks, end.workflow)]) fromHooks.add(f.id);
       terminated.push(end);
     });
 
@@ -155,7 +155,7 @@ describe(`hooks that never fire: the status watcher of a real kfp-notify callbac
     // The run's end says Terminated, whichever path reported it (the hook call is enriched from the Workflow).
     const endPhases = everything.attempts.map((a) => JSON.parse(a.got.body) as { EventType: string; Phase: string }).filter((e) => e.EventType === 'WorkflowFailed');
     expect(endPhases.filter((e) => e.Phase === 'Terminated')).toHaveLength(12);
-    console.log(`[figures] watcher: ${down.length} runs while down → ${down.flatMap((r) => factsOf(r.hookCalls)).length} facts, all by the watcher; ${terminated.length} terminated runs → ${facts.length} facts, ${fromHooks.size} by hooks, ${byWatcher.length} by the watcher; each exactly once per subscriber`);
+    console.log(`[figures] watcher: ${down.length} runs while down → ${down.flatMap((r) => factsOf(r.hookCalls, r.workflow)).length} facts, all by the watcher; ${terminated.length} terminated runs → ${facts.length} facts, ${fromHooks.size} by hooks, ${byWatcher.length} by the watcher; each exactly once per subscriber`);
   });
 
   it('no secret reached the output of the processes this file ran', () => {

@@ -25,6 +25,9 @@ const hookKey = hookKeyFromSecret(TEST_HOOK_KEY_SECRET);
 // Every output shape: both modes, every capability step, and a limit small enough that the size guard fires.
 const CONFIGS: [string, Partial<InjectOptions>][] = [
   ['container, Argo 4.0.5', {}],
+  ['container, Argo 4.0.5, stepHooks all', { stepHooks: 'all' }],
+  ['container, Argo 3.2.3, stepHooks all', { argoVersion: '3.2.3', stepHooks: 'all' }],
+  ['http, Argo 3.5.14, stepHooks none', { mode: 'http', argoVersion: '3.5.14', stepHooks: 'none' }],
   ['container, Argo 3.7.3, 64 KiB limit', { argoVersion: '3.7.3', sizeLimitBytes: 65_536 }],
   ['container, Argo 3.4.17', { argoVersion: '3.4.17' }],
   ['container, Argo 3.4.16', { argoVersion: '3.4.16' }],
@@ -160,14 +163,37 @@ function checkInjected(c: WorkflowCase, input: unknown, r: InjectResult, opts: I
 function checkKfp(c: KfpCase, out: unknown, opts: InjectOptions): void {
   expect(c.skipClasses, 'the plan required a skip').toEqual([]);
   const annotations = isObj(out) && isObj(out.metadata) && isObj(out.metadata.annotations) ? out.metadata.annotations : {};
-  const status = JSON.parse(String(annotations[STATUS_ANNOTATION])) as { hookedTasks: string[]; unhookedTasks: { task: string }[]; flavour: string };
+  const status = JSON.parse(String(annotations[STATUS_ANNOTATION])) as {
+    stepHooks: string;
+    hookedTasks: string[];
+    failureHookedTasks: string[];
+    unhookedTasks: { task: string; reason: string }[];
+    flavour: string;
+  };
   expect(status.flavour).toBe(c.arm === 'kfp-v1' ? 'v1' : 'v2');
-  expect([...status.hookedTasks].sort()).toEqual(c.steps.filter((s) => s.hooked).map((s) => s.id).sort());
-  expect(status.unhookedTasks.map((u) => u.task).sort()).toEqual(c.steps.filter((s) => !s.hooked).map((s) => s.id).sort());
+  const planHooked = c.steps.filter((s) => s.hooked).map((s) => s.id).sort();
+  const planLeft = c.steps.filter((s) => !s.hooked).map((s) => s.id).sort();
+  // A failure-only hook the injector cannot write safely is left to the status watcher, and says so.
+  const toWatcher = status.unhookedTasks.filter((u) => u.reason.includes('the status watcher reports it')).map((u) => u.task);
+  const ownHandler = status.unhookedTasks.filter((u) => !u.reason.includes('the status watcher reports it')).map((u) => u.task);
+  if (status.stepHooks === 'none') {
+    expect([...status.hookedTasks, ...status.failureHookedTasks, ...status.unhookedTasks]).toEqual([]);
+    return;
+  }
+  if (status.stepHooks === 'all') {
+    expect(status.failureHookedTasks).toEqual([]);
+    expect(toWatcher).toEqual([]);
+  } else {
+    expect(status.stepHooks).toBe('failed');
+    expect(status.hookedTasks).toEqual([]);
+  }
+  expect([...status.hookedTasks, ...status.failureHookedTasks, ...toWatcher].sort()).toEqual(planHooked);
+  expect(ownHandler.sort()).toEqual(planLeft);
   // http mode percent-encodes, with a lone surrogate as U+FFFD (what the apiserver's decoder makes of one).
   const decode = opts.mode === 'http' ? decodeURIComponent : (s: string) => s;
   const sent = (s: string): string => (opts.mode === 'http' ? s.replace(/\p{Surrogate}/gu, '\uFFFD') : s);
-  for (const step of c.steps.filter((s) => s.hooked)) {
+  const withHook = new Set([...status.hookedTasks, ...status.failureHookedTasks]);
+  for (const step of c.steps.filter((s) => withHook.has(s.id))) {
     const owner = named(out, step.id.slice(0, step.id.length - step.taskName.length - 1));
     const tasks = [...dagTasks(owner), ...list(owner?.steps).flatMap(objs)];
     const hook = tasks.find((t) => t.name === step.taskName)?.hooks;

@@ -44,6 +44,8 @@ describe('kfp-notify inject (process)', () => {
     [['-f', '-', '--mode', 'http', '--argo-version', '3.4.17'], /mode: http needs Argo 3\.5\.11\+/],
     [['-f', '-', '--callback-url', 'http://cb:8080/v1/hooks'], /callbackUrl: .*without a path/],
     [['-f', '-', '--argo-version', 'latest'], /argoVersion: "latest" is not a version/],
+    [['-f', '-', '--step-hooks', 'some'], /--step-hooks must be one of all, failed, none, got "some"/],
+    [['-f', '-', '--step-hooks', 'failed', '--argo-version', '3.3.8'], /stepHooks: failed needs Argo 3\.4 or later/],
   ])('bad flags %j exit 2 with the reason and the usage', async (args, message) => {
     const r = await inject(args, toYaml(v2()));
     expect(r.code).toBe(2);

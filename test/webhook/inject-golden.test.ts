@@ -35,10 +35,12 @@ function optionsOf(flags: string[]): InjectOptions {
     const i = flags.indexOf(name);
     return i >= 0 ? flags[i + 1] : undefined;
   };
-  const known = new Set(['--argo-version', '--mode']);
+  const known = new Set(['--argo-version', '--mode', '--step-hooks']);
   for (let i = 0; i < flags.length; i += 2) if (!known.has(flags[i] ?? '')) throw new Error(`golden flag ${flags[i]} is not mapped in optionsOf`);
   const mode = value('--mode');
+  const stepHooks = value('--step-hooks');
   return defaultInjectOptions({
+    ...(stepHooks === 'all' || stepHooks === 'failed' || stepHooks === 'none' ? { stepHooks } : {}),
     hookKey: hookKeyFromSecret(TEST_HOOK_KEY_SECRET),
     ...(value('--argo-version') ? { argoVersion: value('--argo-version') } : {}),
     ...(mode === 'http' || mode === 'container' ? { mode } : {}),

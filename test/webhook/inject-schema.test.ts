@@ -9,6 +9,7 @@ const hookKey = hookKeyFromSecret(TEST_HOOK_KEY_SECRET);
 /** The configurations whose output differs in shape: modern container, HTTP templates, oldest Argo. */
 const CONFIGS: Record<string, Partial<InjectOptions>> = {
   'container, Argo 4.0.5': {},
+  'container, Argo 4.0.5, stepHooks all': { stepHooks: 'all' },
   'http, Argo 3.5.14': { mode: 'http', argoVersion: '3.5.14' },
   'container, Argo 3.2.3': { argoVersion: '3.2.3' },
 };

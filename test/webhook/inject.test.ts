@@ -78,10 +78,20 @@ function expectedSteps(wf: Workflow, flavour: 'v1' | 'v2'): Map<string, string> 
 
 const CONFIGS: [string, Partial<InjectOptions>][] = [
   ['container, Argo 4.0.5', {}],
+  ['container, Argo 4.0.5, stepHooks all', { stepHooks: 'all' }],
   ['http, Argo 3.5.14', { mode: 'http', argoVersion: '3.5.14' }],
+  ['container, Argo 3.4.0', { argoVersion: '3.4.0' }],
   ['container, Argo 3.3.8', { argoVersion: '3.3.8' }],
+  ['container, Argo 3.3.8, stepHooks all', { argoVersion: '3.3.8', stepHooks: 'all' }],
   ['container, Argo 3.2.3', { argoVersion: '3.2.3' }],
 ];
+
+/** The policy a configuration should get, worked out here from argo-kfp.md §0 rather than by the code under test. */
+function policyOf(partial: Partial<InjectOptions>): 'all' | 'failed' | 'none' {
+  if (partial.stepHooks) return partial.stepHooks;
+  const [major = 0, minor = 0] = (partial.argoVersion ?? '4.0.5').split('.').map(Number);
+  return major > 3 || (major === 3 && minor >= 4) ? 'failed' : 'none';
+}
 
 describe.each(workflowFixtures())('invariants on $name', ({ path, flavour }) => {
   describe.each(CONFIGS)('%s', (_config, partial) => {
@@ -136,7 +146,32 @@ describe.each(workflowFixtures())('invariants on $name', ({ path, flavour }) => 
       expect(refs(wf)).toBe(refs(input));
     });
 
-    it('hooks every KFP step exactly once, with the name the KFP UI shows', () => {
+    const policy = policyOf(partial);
+    const statusOf = () => JSON.parse(wf.metadata?.annotations?.[STATUS_ANNOTATION] ?? '{}') as { stepHooks: string; hookedTasks: string[]; failureHookedTasks: string[] };
+
+    if (policy === 'none') it('stepHooks none: hooks no step, and the status says so', () => {
+      expect(expectedSteps(input, flavour).size).toBeGreaterThan(0);
+      const hooked = templates(wf).flatMap((t) => dagTasks(t).filter((x) => x.hooks?.exit?.template === HOOK && t.name !== EXIT));
+      expect(hooked).toEqual([]);
+      expect(statusOf()).toMatchObject({ stepHooks: 'none', hookedTasks: [], failureHookedTasks: [] });
+    });
+
+    if (policy === 'failed') it('stepHooks failed: every step hook fires only when its own status is not Succeeded', () => {
+      const expected = expectedSteps(input, flavour);
+      expect(expected.size).toBeGreaterThan(0);
+      const status = statusOf();
+      expect(status.stepHooks).toBe('failed');
+      expect(status.hookedTasks).toEqual([]);
+      for (const [id] of expected) {
+        const [dag, taskName] = id.split('/');
+        const hook = dagTasks(template(wf, String(dag))).find((x) => x.name === taskName)?.hooks?.exit;
+        if (hook?.template !== HOOK) continue; // its own exit handler: checked below
+        expect(hook.expression, id).toBe(`tasks['${taskName}'].status != 'Succeeded'`);
+        expect(status.failureHookedTasks, id).toContain(id);
+      }
+    });
+
+    if (policy !== 'none') it('hooks every KFP step exactly once, with the name the KFP UI shows', () => {
       const expected = expectedSteps(input, flavour);
       expect(expected.size).toBeGreaterThan(0);
       for (const [id, displayName] of expected) {
@@ -294,7 +329,9 @@ describe('the status annotation and the token', () => {
       templates: [HOOK, EXIT],
       hooks: ['spec.onExit', 'spec.hooks.kfp-notify-running'],
       exitHandler: 'wrapped spec.onExit exiting',
-      hookedTasks: ['exit-handler-1/get-frequent', 'exit-handler-1/save'],
+      stepHooks: 'none',
+      hookedTasks: [],
+      failureHookedTasks: [],
       unhookedTasks: [],
     });
   });

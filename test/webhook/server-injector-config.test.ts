@@ -58,11 +58,12 @@ describe('parseInjectorConfig', () => {
 
   // [ file text, words the error must contain ]
   it.each([
-    ['callbackURL: http://x:8080\n', 'config.yaml: key "callbackURL": unknown key (known keys: callbackUrl, argoVersion, mode, sizeLimitBytes, image)'],
+    ['callbackURL: http://x:8080\n', 'config.yaml: key "callbackURL": unknown key (known keys: callbackUrl, argoVersion, mode, sizeLimitBytes, image, stepHooks)'],
     ['argoVersion: 3.4\n', 'config.yaml: key "argoVersion": must be a quoted version string such as "3.4.17", got number 3.4'],
     ['mode: pod\n', 'config.yaml: key "mode": must be "container" or "http", got "pod"'],
     ['sizeLimitBytes: -1\n', 'config.yaml: key "sizeLimitBytes": must be a positive whole number of bytes'],
     ['sizeLimitBytes: 1Mi\n', 'config.yaml: key "sizeLimitBytes"'],
+    ['stepHooks: some\n', 'config.yaml: key "stepHooks": must be one of all, failed, none, got "some"'],
     ['image: [curl]\n', 'config.yaml: key "image": must be a container image reference string, got list'],
     ['- callbackUrl: http://x:8080\n', 'document 1 is a list'],
     ['mode: http\n---\nmode: container\n', 'expected one YAML document, found 2'],

@@ -17,7 +17,7 @@ import { str, type ObjectMeta, type Template, type Workflow, type WorkflowSpec }
 import { errorMessage } from '../../common/error-message.js';
 
 export type { InjectOptions } from './options.js';
-export { defaultInjectOptions, capabilitiesFor } from './options.js';
+export { defaultInjectOptions, capabilitiesFor, defaultStepHooks } from './options.js';
 export { patchText } from './patch-text.js';
 export type { Operation };
 
@@ -37,8 +37,8 @@ const skipped = (input: unknown, reason: string): InjectResult => ({ outcome: 's
 
 /**
  * The core of kfp-notify: takes a Workflow as KFP submits it and returns it with notification hooks
- * added (a running hook, a chained exit handler, an exit hook on every KFP step, the hardened notifier
- * template), plus the JSON Patch from one to the other. It has two callers:
+ * added (a running hook, a chained exit handler, exit hooks on KFP steps as the `stepHooks` policy
+ * says, the hardened notifier template), plus the JSON Patch from one to the other. It has two callers:
  *
  * - the admission webhook (webhook/server.ts) receives the Workflow in an AdmissionReview and answers
  *   with `patch`; the kube-apiserver applies it;
@@ -65,6 +65,7 @@ function inject(input: unknown, opts: InjectOptions): InjectResult {
   const checked = checkOptions(opts);
   if (checked.caps === undefined || checked.url === undefined) return skipped(input, `invalid options: ${checked.problems.join('; ')}`);
   const { caps, url } = checked;
+  const stepHooks = checked.stepHooks ?? 'all';
   const why = skipReason(input);
   if (why !== undefined) return skipped(input, why);
 
@@ -76,7 +77,7 @@ function inject(input: unknown, opts: InjectOptions): InjectResult {
   const wf: Workflow = { ...src, metadata, spec };
   const runId = runIdOf(wf) ?? '';
   const namespace = opts.namespace ?? str(metadata.namespace) ?? 'default';
-  const ctx = { caps, mode: opts.mode };
+  const ctx = { caps, mode: opts.mode, stepHooks };
   const flavour = kfpFlavour(wf);
   const hooks: string[] = [];
 
@@ -111,6 +112,7 @@ function inject(input: unknown, opts: InjectOptions): InjectResult {
       flavour,
       argoVersion: opts.argoVersion,
       mode: opts.mode,
+      stepHooks,
       capabilities: caps,
       templates: [HOOK_TEMPLATE, EXIT_TEMPLATE],
       hooks,

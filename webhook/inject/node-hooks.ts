@@ -1,11 +1,13 @@
 import { hookCall, literal } from './hook-call.js';
 import { stepRefs } from '../../common/kfp/kfp-steps.js';
-import type { Capabilities } from './options.js';
+import type { Capabilities, StepHooks } from './options.js';
 import { isRecord, type DagTask, type Template, type Workflow } from '../../common/kfp/workflow-types.js';
 
 export interface NodeHooksResult {
-  /** `<dag template>/<task>` of each step that got an exit hook. */
+  /** `<dag template>/<task>` of each step that got an exit hook that always fires. */
   hooked: string[];
+  /** Steps whose exit hook fires only when the step did not succeed (`stepHooks: failed`). */
+  failureHooked: string[];
   /** Steps left alone because they already have an exit handler of their own. */
   unhooked: { task: string; reason: string }[];
 }
@@ -20,8 +22,9 @@ export interface NodeHooksResult {
  * edited copies, and so are the templates and task lists that hold them; the objects in the list are
  * never edited, so they may be shared with the input.
  */
-export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'container' | 'http' }): NodeHooksResult {
-  const result: NodeHooksResult = { hooked: [], unhooked: [] };
+export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'container' | 'http'; stepHooks: StepHooks }): NodeHooksResult {
+  const result: NodeHooksResult = { hooked: [], failureHooked: [], unhooked: [] };
+  if (ctx.stepHooks === 'none') return result;
   // Original task → its hooked copy. Keyed by identity, so a task object listed twice is hooked once,
   // and seen hooked the second time, as an in-place edit would have it.
   const hookedCopies = new Map<unknown, DagTask>();
@@ -41,6 +44,15 @@ export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'con
       result.unhooked.push({ task: id, reason: 'the task has its own hooks.exit' });
       continue;
     }
+    let expression: string | undefined;
+    if (ctx.stepHooks === 'failed') {
+      const cond = failureExpression(step.scope, step.taskName, task);
+      if ('problem' in cond) {
+        result.unhooked.push({ task: id, reason: cond.problem });
+        continue;
+      }
+      expression = cond.expression;
+    }
     const hooks = {
       ...task.hooks,
       exit: hookCall({
@@ -51,8 +63,9 @@ export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'con
         ...(ctx.caps.statusArg ? { nodePhase: `{{${step.scope}.${step.taskName}.status}}` } : {}),
       }),
     };
+    if (expression !== undefined) hooks.exit = { expression, ...hooks.exit };
     hookedCopies.set(step.task, { ...task, hooks });
-    result.hooked.push(id);
+    (expression !== undefined ? result.failureHooked : result.hooked).push(id);
   }
   const templates = wf.spec?.templates;
   if (hookedCopies.size > 0 && Array.isArray(templates)) {
@@ -61,6 +74,25 @@ export function addNodeHooks(wf: Workflow, ctx: { caps: Capabilities; mode: 'con
     });
   }
   return result;
+}
+
+// Argo validates DAG task names as this (`[a-zA-Z0-9][-a-zA-Z0-9]*`); anything else is not quoted into an expression.
+const SAFE_TASK_NAME = /^[A-Za-z0-9][-A-Za-z0-9_]*$/;
+
+/**
+ * The exit hook's `expression` that lets it fire only when the step did not succeed (argo-kfp.md §1.4,
+ * §1.5): evaluated with the task's own `tasks.<name>.status` in scope (Argo ≥ 3.4: every DAG path puts
+ * it there, keyed by the task's own name also for loop iterations). Index syntax, as task names have
+ * hyphens. An expression Argo cannot evaluate marks the task Error, so whatever is not certain to be
+ * in scope gets no hook at all (the status watcher reports it): a steps template keys a loop
+ * iteration's status by its display name `x(0:a)`, not by the step's name.
+ */
+function failureExpression(scope: 'tasks' | 'steps', taskName: string, task: DagTask): { expression: string } | { problem: string } {
+  if (!SAFE_TASK_NAME.test(taskName)) return { problem: 'its name cannot be quoted into an exit hook expression; the status watcher reports it' };
+  if (scope === 'steps' && (task.withItems !== undefined || task.withParam !== undefined || task.withSequence !== undefined)) {
+    return { problem: 'a loop in a steps template keys each iteration by its display name, so a failure-only exit hook cannot name it; the status watcher reports it' };
+  }
+  return { expression: `${scope}['${taskName}'].status != 'Succeeded'` };
 }
 
 /** A list with the swapped entries replaced, or the list itself when it holds none. */

@@ -17,6 +17,13 @@ export interface InjectOptions {
   /** Needs `sh` and `curl`, and must run as a non-root numeric UID. */
   image: string;
   /**
+   * Which step outcomes get an exit hook (the rest are reported by the callback's status watcher):
+   * `all` (every finished step: one notifier execution per step, on the critical path), `failed`
+   * (only a step that did not succeed: Argo ≥ 3.4), `none`. Absent: the cheapest one the Argo version
+   * allows (`defaultStepHooks`).
+   */
+  stepHooks?: StepHooks;
+  /**
    * An upper bound of the input's JSON size in bytes, when the caller already knows one (the webhook:
    * the request body's length, which holds the object plus the review around it). It spares the size
    * guard a serialization of the input; without it the input is serialized once. A bound that is too
@@ -29,6 +36,19 @@ export const DEFAULT_CALLBACK_URL = 'http://kfp-notify-callback.kfp-notify.svc.c
 export const DEFAULT_ARGO_VERSION = '4.0.5'; // what KFP 2.17 ships
 export const DEFAULT_SIZE_LIMIT_BYTES = 1_048_576;
 export const DEFAULT_IMAGE = 'curlimages/curl:8.11.1';
+
+export const STEP_HOOK_POLICIES = ['all', 'failed', 'none'] as const;
+export type StepHooks = (typeof STEP_HOOK_POLICIES)[number];
+
+/**
+ * The cheapest step-hook policy that still reports every event on this Argo version: `failed` where an
+ * exit hook's `expression` can read `tasks.<self>.status` (3.4.0+, argo-kfp.md §1.5), else `none`
+ * (below 3.4 the expression cannot see the task, and an unconditional hook is a pod per step: the
+ * status watcher reports steps, the exit handler still reports the run's end).
+ */
+export function defaultStepHooks(argoVersion: string): StepHooks {
+  return capabilitiesFor(argoVersion).condExitHook ? 'failed' : 'none';
+}
 
 /** What the configured Argo version can do (argo-kfp.md §0). */
 export interface Capabilities {
@@ -92,6 +112,8 @@ export interface CheckedSettings {
   problems: readonly string[];
   caps?: Capabilities;
   url?: string;
+  /** The policy in force: the option, or the version's default. */
+  stepHooks?: StepHooks;
 }
 
 // The settings rarely change (a config reload) while every admission passes them: the last ones
@@ -100,10 +122,16 @@ let lastSettings: { key: readonly unknown[]; checked: CheckedSettings } | undefi
 
 /** `optionProblems(o)` (same problems, same order), plus the capabilities and hook URL of usable options. */
 export function checkOptions(o: InjectOptions): CheckedSettings {
-  const key = [o.callbackUrl, o.argoVersion, o.mode, o.sizeLimitBytes, o.image, o.hookKey];
+  const key = [o.callbackUrl, o.argoVersion, o.mode, o.sizeLimitBytes, o.image, o.hookKey, o.stepHooks];
   if (lastSettings === undefined || lastSettings.key.some((v, i) => v !== key[i])) {
     const problems = settingProblems(o);
-    lastSettings = { key, checked: problems.length > 0 ? { problems } : { problems, caps: capabilitiesFor(o.argoVersion), url: hookUrl(o) } };
+    lastSettings = {
+      key,
+      checked:
+        problems.length > 0
+          ? { problems }
+          : { problems, caps: capabilitiesFor(o.argoVersion), url: hookUrl(o), stepHooks: o.stepHooks ?? defaultStepHooks(o.argoVersion) },
+    };
   }
   const perCall = callProblems(o);
   return perCall.length === 0 ? lastSettings.checked : { problems: [...lastSettings.checked.problems, ...perCall] };
@@ -122,6 +150,11 @@ function settingProblems(o: InjectOptions): string[] {
   }
   if (typeof o.sizeLimitBytes !== 'number' || !Number.isSafeInteger(o.sizeLimitBytes) || o.sizeLimitBytes <= 0) {
     problems.push(`sizeLimitBytes: must be a positive whole number of bytes, got ${JSON.stringify(o.sizeLimitBytes)}`);
+  }
+  if (o.stepHooks !== undefined && !(STEP_HOOK_POLICIES as readonly unknown[]).includes(o.stepHooks)) {
+    problems.push(`stepHooks: must be one of ${STEP_HOOK_POLICIES.join(', ')}, got ${JSON.stringify(o.stepHooks)}`);
+  } else if (o.stepHooks === 'failed' && v && !capabilitiesFor(o.argoVersion).condExitHook) {
+    problems.push(`stepHooks: failed needs Argo 3.4 or later (an older exit hook's expression cannot read the step's status); argoVersion is ${o.argoVersion}: use none or all`);
   }
   if (typeof o.image !== 'string' || !/^\S+$/.test(o.image)) problems.push(`image: must be a container image reference, got ${JSON.stringify(o.image)}`);
   if (!o.hookKey || typeof o.hookKey.kid !== 'string' || !Buffer.isBuffer(o.hookKey.secret) || o.hookKey.secret.length < 16) {
@@ -172,6 +205,7 @@ export function defaultInjectOptions(partial: Partial<InjectOptions> & Pick<Inje
     sizeLimitBytes: partial.sizeLimitBytes ?? DEFAULT_SIZE_LIMIT_BYTES,
     hookKey: partial.hookKey,
     image: partial.image ?? DEFAULT_IMAGE,
+    ...(partial.stepHooks !== undefined ? { stepHooks: partial.stepHooks } : {}),
     ...(partial.namespace !== undefined ? { namespace: partial.namespace } : {}),
   };
   const problems = optionProblems(opts);

@@ -100,9 +100,15 @@ describe('enrichment', () => {
     await enrich(NS, 'wf-2', { uid: 'uid-of-a-newer-wf-2' });
     expect(gets(fake, 'wf-2')).toBe(3);
 
+    // A run end needs the run's exit node (its attempt): a snapshot without it is fetched again.
+    await enrich(NS, 'wf-2', { presentNode: 'wf-2.onExit' });
+    expect(gets(fake, 'wf-2')).toBe(4);
+    await enrich(NS, 'wf-2', { presentNode: node });
+    expect(gets(fake, 'wf-2')).toBe(4);
+
     await new Promise((r) => setTimeout(r, 250));
     await enrich(NS, 'wf-2');
-    expect(gets(fake, 'wf-2')).toBe(4);
+    expect(gets(fake, 'wf-2')).toBe(5);
   });
 
   it('keeps at most maxEntries snapshots, against a fake API server', async () => {

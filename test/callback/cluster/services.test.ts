@@ -12,7 +12,8 @@ import { startCallback, type CallbackRuntime, type ClusterServices as RuntimeClu
 import type { KfpEvent } from '../../../callback/types.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fake-kube-api.js';
 import { until } from './until.js';
-import { admittedWorkflow, withStatus } from './argo-status.js';
+import { admittedWorkflow, withStatus, type Wf } from './argo-status.js';
+import { defaultInjectOptions, injectWorkflow } from '../../../webhook/inject/index.js';
 
 const HOOK_KEY = 'services-test-hook-key-0123456789abcdef';
 const NS = 'team-a';
@@ -56,13 +57,18 @@ describe('the cluster side wired into a whole callback process', () => {
     const name = 'save-most-frequent-e2e01';
     const runId = 'run-e2e-1';
     const eh = `${name}.exit-handler-1`;
-    const wf = withStatus(admittedWorkflow('kfp-v1-compiler/basic.yaml', { name, runId, namespace: NS, uid: 'uid-e2e-1' }), {
+    // Injected with a hook on every step, so the watcher leaves the step's failure to the hook for its grace period.
+    const admitted = admittedWorkflow('kfp-v1-compiler/basic.yaml', { name, runId, namespace: NS, uid: 'uid-e2e-1' });
+    const injected = injectWorkflow(admitted, defaultInjectOptions({ hookKey: hookKeyFromSecret(HOOK_KEY), argoVersion: '3.3.8', stepHooks: 'all' })).workflow as Wf;
+    // A finished node keeps its finish time from one status update to the next (it is the fact's attempt).
+    const stepEnd = new Date(Date.now() - 30_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const wf = withStatus(injected, {
       phase: 'Running',
       startedAt: new Date(Date.now() - 60_000).toISOString(),
       nodes: [
         { name, type: 'DAG', templateName: 'save-most-frequent', phase: 'Running', children: [eh] },
         { name: eh, type: 'DAG', templateName: 'exit-handler-1', phase: 'Running', boundary: name, children: [`${eh}.get-frequent`] },
-        { name: `${eh}.get-frequent`, type: 'Pod', templateName: 'get-frequent', phase: 'Failed', boundary: eh, message: 'OOMKilled (exit code 137)' },
+        { name: `${eh}.get-frequent`, type: 'Pod', templateName: 'get-frequent', phase: 'Failed', boundary: eh, message: 'OOMKilled (exit code 137)', finishedAt: stepEnd },
       ],
     });
     fake.apply(wf);
@@ -105,7 +111,7 @@ describe('the cluster side wired into a whole callback process', () => {
       nodes: [
         { name, type: 'DAG', templateName: 'save-most-frequent', phase: 'Failed', children: [eh] },
         { name: eh, type: 'DAG', templateName: 'exit-handler-1', phase: 'Failed', boundary: name, children: [`${eh}.get-frequent`] },
-        { name: `${eh}.get-frequent`, type: 'Pod', templateName: 'get-frequent', phase: 'Failed', boundary: eh, message: 'OOMKilled (exit code 137)' },
+        { name: `${eh}.get-frequent`, type: 'Pod', templateName: 'get-frequent', phase: 'Failed', boundary: eh, message: 'OOMKilled (exit code 137)', finishedAt: stepEnd },
       ],
     });
     terminated.spec.activeDeadlineSeconds = 0;

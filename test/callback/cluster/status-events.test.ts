@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hookKeyFromSecret } from '../../../common/hook-token.js';
 import { eventsFromWorkflow, isFinished, isTerminated } from '../../../callback/status-events.js';
-import { normalizeHookCall } from '../../../callback/normalize.js';
+import { normalizeHookCall, toWorkflowSnapshot } from '../../../callback/normalize.js';
 import type { KfpEvent } from '../../../callback/types.js';
 import { defaultInjectOptions, injectWorkflow } from '../../../webhook/inject/index.js';
 import { admittedWorkflow, withStatus, type NodeSpec, type Wf } from './argo-status.js';
@@ -22,10 +22,11 @@ function injected(wf: Wf): Wf {
   return r.workflow as Wf;
 }
 
-/** The events the hook path makes of the calls Argo would have made for this run. */
+/** The events the hook path makes of the calls Argo would have made for this run (each call looks the Workflow up, for its attempt). */
 function hookEvents(wf: Wf): KfpEvent[] {
+  const workflow = toWorkflowSnapshot(wf);
   return simulatedHookCalls(wf).flatMap((fields) => {
-    const r = normalizeHookCall(fields, { receivedAt: new Date(NOW) });
+    const r = normalizeHookCall(fields, { receivedAt: new Date(NOW), ...(workflow ? { workflow } : {}) });
     if (!r.ok) throw new Error(`hook call refused: ${r.reason} (${JSON.stringify(fields)})`);
     return r.events;
   });

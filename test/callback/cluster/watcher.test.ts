@@ -7,11 +7,12 @@ import { silentLogger } from '../../../common/logger.js';
 import { hookKeyFromSecret } from '../../../common/hook-token.js';
 import { startStatusWatcher, type StatusWatcher, type StatusWatcherOptions } from '../../../callback/cluster/watcher.js';
 import { createIngest, type IngestResult } from '../../../callback/ingest.js';
-import { normalizeHookCall } from '../../../callback/normalize.js';
+import { normalizeHookCall, toWorkflowSnapshot } from '../../../callback/normalize.js';
 import { openSqliteStore } from '../../../callback/store/sqlite.js';
 import { parseSubscribers } from '../../../callback/subscribers/parse.js';
 import type { KfpEvent } from '../../../callback/types.js';
 import { defaultInjectOptions, injectWorkflow } from '../../../webhook/inject/index.js';
+import type { StepHooks } from '../../../webhook/inject/options.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fake-kube-api.js';
 import { until } from './until.js';
 import { admittedWorkflow, withStatus, type NodeSpec, type Wf } from './argo-status.js';
@@ -20,13 +21,28 @@ import { simulatedHookCalls } from './hook-sim.js';
 const GRACE_MS = 300;
 const FAST_BACKOFF = { initialMs: 50, maxMs: 200 };
 
+// One clock reading for the file: a node's finish time is part of its fact's id (its attempt), and
+// two versions of one object must give a finished node the same finish time, as Argo does.
+const LOADED_AT = Date.now();
 function iso(msAgo: number): string {
-  return new Date(Date.now() - msAgo).toISOString();
+  return new Date(LOADED_AT - msAgo).toISOString();
 }
 
-/** KFP v2 exit_handler.yaml, submitted by KFP, in one of the states a run goes through. */
-function v2Run(name: string, runId: string, state: 'running' | 'terminated' | 'succeeded', opts: { namespace?: string; ago?: number } = {}): Wf {
-  const wf = admittedWorkflow('kfp-v2-argocompiler-2.5.0/exit_handler.yaml', { name, runId, namespace: opts.namespace ?? 'team-a', uid: `uid-${name}` });
+const HOOK_KEY = hookKeyFromSecret('watcher-test-hook-key-0123456789');
+
+/**
+ * KFP v2 exit_handler.yaml, submitted by KFP and admitted by the webhook (`stepHooks: all` unless
+ * told: every fact then has a hook the watcher waits for), in one of the states a run goes through.
+ */
+function v2Run(
+  name: string,
+  runId: string,
+  state: 'running' | 'terminated' | 'succeeded',
+  opts: { namespace?: string; ago?: number; stepHooks?: StepHooks | 'not injected' } = {},
+): Wf {
+  const admitted = admittedWorkflow('kfp-v2-argocompiler-2.5.0/exit_handler.yaml', { name, runId, namespace: opts.namespace ?? 'team-a', uid: `uid-${name}` });
+  const policy = opts.stepHooks ?? 'all';
+  const wf = policy === 'not injected' ? admitted : (injectWorkflow(admitted, defaultInjectOptions({ hookKey: HOOK_KEY, stepHooks: policy })).workflow as Wf);
   const w = name;
   const eh = `${w}.root.exit-handler-1`;
   const ago = opts.ago ?? 60_000;
@@ -117,7 +133,7 @@ describe('status watcher', () => {
       // v1 ExitHandler run, injected; `argo terminate` stopped it during the exit handler, so the hooks
       // reported the steps but no workflow-exit call was ever made.
       const admitted = admittedWorkflow('kfp-v1-compiler/basic.yaml', { name: 'save-most-frequent-h00k5', runId: 'run-hooked', namespace: 'team-b', uid: 'uid-hooked' });
-      const wf = injectWorkflow(admitted, defaultInjectOptions({ hookKey: hookKeyFromSecret('watcher-test-hook-key-0123456789') })).workflow as Wf;
+      const wf = injectWorkflow(admitted, defaultInjectOptions({ hookKey: HOOK_KEY, stepHooks: 'all' })).workflow as Wf;
       const w = admitted.metadata.name;
       const eh = `${w}.exit-handler-1`;
       const finished = withStatus(wf, {
@@ -134,8 +150,9 @@ describe('status watcher', () => {
         ],
       });
       finished.spec.shutdown = 'Terminate';
+      const workflow = toWorkflowSnapshot(finished);
       for (const fields of simulatedHookCalls(finished)) {
-        const r = normalizeHookCall(fields, { receivedAt: new Date() });
+        const r = normalizeHookCall(fields, { receivedAt: new Date(), ...(workflow ? { workflow } : {}) });
         if (!r.ok) throw new Error(r.reason);
         results.push(await ingest(r.events));
       }
@@ -150,7 +167,7 @@ describe('status watcher', () => {
           return r;
         },
       });
-      await until('the watcher to report', () => results.length > fromHooks.length);
+      await until('the watcher to report every fact', () => results.slice(fromHooks.length).flatMap((r) => r.eventIds).length >= 4);
       const fromWatcher = results.slice(fromHooks.length);
       const watcherIds = fromWatcher.flatMap((r) => r.eventIds);
       // It reported every fact; the three the hooks had delivered came back as duplicates...

@@ -12,6 +12,7 @@ describe('eventId', () => {
     [`${WF}.exit-handler-1.save`, 'WorkflowNodeSucceeded', undefined, IDS.saveSucceeded],
     [`${WF}.exit-handler-1.save`, 'WorkflowNodeFailed', undefined, IDS.saveFailed],
     ['', 'WorkflowRunning', '1', IDS.runningAttempt1],
+    [`${WF}.exit-handler-1.save`, 'WorkflowNodeFailed', '2025-03-01T11:58:00Z', IDS.saveFailedAt1158],
   ] as const)('%j %s attempt %j → %s', (argoNodeName, eventType, attempt, want) => {
     expect(eventId({ kfpRunId: RUN, argoNodeName, eventType, attempt })).toBe(want);
   });
@@ -40,7 +41,9 @@ describe('buildEvent: the watcher and the hook format one fact identically', () 
   };
 
   it('a watcher fact and the hook call for the same step share EventId, Message and NodeName', () => {
-    const fromWatcher = buildEvent(fact);
+    // The watcher's attempt for a step's outcome is the node's finishedAt (status-events.ts, attempt.ts).
+    const fromWatcher = buildEvent({ ...fact, attempt: '2025-03-01T11:58:00Z' });
+    expect(fromWatcher.EventId).toBe(IDS.saveFailedAt1158);
     const r = normalizeHookCall(
       { ...BASE_CALL, event: 'node-exit', hookNodeName: `${WF}.exit-handler-1.save.onExit`, nodeTask: 'save', nodePhase: 'Failed' },
       {

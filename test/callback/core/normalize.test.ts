@@ -196,7 +196,7 @@ describe('normalizeHookCall: node-exit', () => {
   it.each(['Failed', 'Error'])('%s → WorkflowNodeFailed with the node message and finish time from the Workflow', (phase) => {
     const wf = snapshot({ nodes: { [SAVE]: { phase, message: 'OOMKilled (exit code 137)', finishedAt: '2025-03-01T11:58:00Z', displayName: 'save' } } });
     const e = only(normalizeHookCall({ ...node, nodePhase: phase }, { ...ctx, workflow: wf }));
-    expect(e).toMatchObject({ EventType: 'WorkflowNodeFailed', Phase: phase, Message: `${phase} node ${SAVE}: Save to GCS: OOMKilled (exit code 137)`, Time: '2025-03-01T11:58:00Z', EventId: IDS.saveFailed });
+    expect(e).toMatchObject({ EventType: 'WorkflowNodeFailed', Phase: phase, Message: `${phase} node ${SAVE}: Save to GCS: OOMKilled (exit code 137)`, Time: '2025-03-01T11:58:00Z', EventId: IDS.saveFailedAt1158 });
   });
 
   it('NodeName falls back to the task name, then to what Argo shows', () => {
@@ -289,14 +289,15 @@ describe('needsWorkflowLookup', () => {
   it.each([
     // [call, needed?]
     [{ event: 'workflow-running' }, false],
-    [{ event: 'node-exit', nodePhase: 'Succeeded' }, false],
-    [{ event: 'node-exit', nodePhase: 'Skipped' }, false],
+    // Every step outcome and run end: the Workflow tells the attempt (callback/attempt.ts).
+    [{ event: 'node-exit', nodePhase: 'Succeeded' }, true],
+    [{ event: 'node-exit', nodePhase: 'Skipped' }, true],
     [{ event: 'node-exit', nodePhase: '' }, true],
     [{ event: 'node-exit', nodePhase: '{{tasks.save.status}}' }, true],
     [{ event: 'node-exit', nodePhase: 'Failed' }, true],
     [{ event: 'node-exit', nodePhase: 'Error' }, true],
-    [{ event: 'workflow-exit', workflowStatus: 'Succeeded', exitHandlerStatus: '' }, false],
-    [{ event: 'workflow-exit', workflowStatus: 'Succeeded', exitHandlerStatus: 'Succeeded' }, false],
+    [{ event: 'workflow-exit', workflowStatus: 'Succeeded', exitHandlerStatus: '' }, true],
+    [{ event: 'workflow-exit', workflowStatus: 'Succeeded', exitHandlerStatus: 'Succeeded' }, true],
     [{ event: 'workflow-exit', workflowStatus: 'Succeeded', exitHandlerStatus: '{{tasks.user-exit.status}}' }, true],
     [{ event: 'workflow-exit', workflowStatus: 'Succeeded', exitHandlerStatus: 'Failed' }, true],
     [{ event: 'workflow-exit', workflowStatus: 'Failed' }, true],

@@ -34,7 +34,8 @@ export const BASE_CALL = {
 
 /**
  * Event ids of this run, computed outside this code base:
- * python3 -c "import hashlib; print('evt_'+hashlib.sha256('\n'.join([run, node, type, '0']).encode()).hexdigest()[:32])"
+ * python3 -c "import hashlib; print('evt_'+hashlib.sha256('\n'.join([run, node, type, attempt]).encode()).hexdigest()[:32])"
+ * with attempt '0' unless named
  */
 export const IDS = {
   running: 'evt_0326cf63c8b9b1cfeffc49ac0cbcd0ec',
@@ -44,6 +45,8 @@ export const IDS = {
   saveFailed: 'evt_5d2d7ed1f3b8e4392bb33f02060bcbbd',
   userExitFailed: 'evt_7f60ad7a8a262b527ef7a38c626398e0',
   runningAttempt1: 'evt_bb238d1c4d87ba1e0840f187cf6e615b',
+  /** The attempt is the failed node's finishedAt, 2025-03-01T11:58:00Z (callback/attempt.ts). */
+  saveFailedAt1158: 'evt_9cdd15b391fd5c2585978c4cd470fd3f',
 } as const;
 
 export function snapshot(over: Partial<WorkflowSnapshot> = {}): WorkflowSnapshot {

@@ -1,5 +1,5 @@
 import type { HookKey } from '../../../common/hook-token.js';
-import { normalizeHookCall } from '../../../callback/normalize.js';
+import { normalizeHookCall, toWorkflowSnapshot } from '../../../callback/normalize.js';
 import { defaultInjectOptions, injectWorkflow } from '../../../webhook/inject/index.js';
 import { admittedWorkflow, withStatus, type NodeSpec, type Wf } from '../../callback/cluster/argo-status.js';
 import { simulatedHookCalls } from '../../callback/cluster/hook-sim.js';
@@ -30,7 +30,8 @@ const FIXTURE = 'kfp-v2-argocompiler-2.5.0/exit_handler.yaml';
 /** `msAgo` is when the run started; it took 30 s (so finished facts are recent, within the watcher's max age). */
 export function exitHandlerRun(o: { name: string; runId: string; namespace: string; outcome: Outcome; key: HookKey; msAgo?: number }): KfpRun {
   const admitted = admittedWorkflow(FIXTURE, { name: o.name, runId: o.runId, namespace: o.namespace, uid: `uid-${o.runId}` });
-  const injected = injectWorkflow(admitted, defaultInjectOptions({ hookKey: o.key }));
+  // Every step hooked (`stepHooks: all`): these runs model a fully hooked run whose hooks may not fire.
+  const injected = injectWorkflow(admitted, defaultInjectOptions({ hookKey: o.key, stepHooks: 'all' }));
   if (injected.outcome !== 'injected') throw new Error(`not injected: ${injected.reason}`);
   const t = (s: number) => new Date(Date.now() - (o.msAgo ?? 40_000) + s * 1000).toISOString();
   const w = o.name;
@@ -71,9 +72,11 @@ export function exitHandlerRun(o: { name: string; runId: string; namespace: stri
 }
 
 /** What each hook call of a run reports: its event ids and (type, step) facts, by the hook path's own normalize. */
-export function factsOf(calls: readonly Record<string, string>[]): { id: string; fact: string }[] {
+export function factsOf(calls: readonly Record<string, string>[], workflow: Wf): { id: string; fact: string }[] {
+  // The callback looks the Workflow up for every step outcome and run end (the attempt, callback/attempt.ts).
+  const snapshot = toWorkflowSnapshot(workflow);
   return calls.flatMap((fields) => {
-    const r = normalizeHookCall(fields, { receivedAt: new Date() });
+    const r = normalizeHookCall(fields, { receivedAt: new Date(), ...(snapshot ? { workflow: snapshot } : {}) });
     if (!r.ok) throw new Error(`simulated hook call refused: ${r.reason}`);
     return r.events.map((e) => ({ id: e.EventId, fact: `${e.EventType}:${e.NodeName}` }));
   });
