@@ -69,7 +69,7 @@ describe('SQLite store: what only a file can show', () => {
   });
 
   it('a full database rejects the accept with SQLITE_FULL and keeps nothing of it', async () => {
-    const s = track(openSqliteStore({ file: newFile(), maxBytes: 64 * 1024 }));
+    const s = track(openSqliteStore({ file: newFile(), maxBytes: 192 * 1024 }));
     const big = 'x'.repeat(4000);
     let err: unknown;
     let kept = 0;
