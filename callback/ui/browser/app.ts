@@ -266,7 +266,7 @@ async function deliveryView(view: HTMLElement, id: string): Promise<void> {
     row(headings, [
       [time(a.startedAt)],
       [h('span', { class: a.outcome === 'delivered' ? 'ok' : a.outcome === 'retry' ? 'retry' : 'bad' }, a.outcome)],
-      [a.status !== undefined ? `HTTP ${a.status}` : '', a.error ? h('div', { class: 'bad' }, a.error) : ''],
+      [a.status !== undefined ? `HTTP ${a.status}` : '', a.error && a.error !== `HTTP ${a.status}` ? h('div', { class: 'bad' }, a.error) : ''],
       [ms(a.durationMs)],
       [time(a.nextAt)],
     ]),
