@@ -440,7 +440,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
        SELECT id, subscriber, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`,
     ),
     attemptsOf: db.prepare<[number], AttemptRow>('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id'),
-    attemptsSince: db.prepare<[number], AttemptRow>('SELECT * FROM attempts WHERE started_at >= ? ORDER BY started_at, id'),
+    // Without the request: the stats never read it, and parsing a day's bodies would dominate.
+    attemptsSince: db.prepare<[number], AttemptRow>(
+      'SELECT id, delivery_id, subscriber, started_at, duration_ms, outcome, status, error, next_at, NULL AS request FROM attempts WHERE started_at >= ? ORDER BY started_at, id',
+    ),
     deliveriesOfSeqs: db.prepare<[string], DeliveryViewRow & { event_seq: number }>(
       `SELECT d.*, e.id AS event_id FROM deliveries d JOIN events e ON e.seq = d.event_seq
        WHERE d.event_seq IN (SELECT value FROM json_each(?)) ORDER BY d.subscriber`,
