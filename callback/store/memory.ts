@@ -40,6 +40,7 @@ export function openMemoryStore(): DeliveryStore {
   const bySeq: (string | undefined)[] = [];
   const attempts: AttemptLog[] = [];
   let nextAttemptId = 1;
+  let lastAcceptedAt = 0;
   const rows = new Map<number, Row>();
   const disabled = new Map<string, DisabledState>();
   let nextId = 1;
@@ -86,7 +87,9 @@ export function openMemoryStore(): DeliveryStore {
       return items.map(({ event, subscribers }) => {
         if (events.has(event.EventId)) return { eventId: event.EventId, duplicate: true };
         bySeq.push(event.EventId);
-        events.set(event.EventId, { event: structuredClone(event), acceptedAt: now, seq: bySeq.length });
+        // As in SQLite: acceptance times never go back, so acceptance order is time order.
+        lastAcceptedAt = Math.max(lastAcceptedAt, now);
+        events.set(event.EventId, { event: structuredClone(event), acceptedAt: lastAcceptedAt, seq: bySeq.length });
         for (const name of new Set(subscribers)) {
           const off = disabled.get(name);
           const id = nextId++;

@@ -131,7 +131,8 @@ CREATE TABLE IF NOT EXISTS attempts (
   request TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id);
-CREATE INDEX IF NOT EXISTS attempts_started ON attempts (started_at);
+-- Covers the per-subscriber stats, which then never read the rows (and their request bodies).
+CREATE INDEX IF NOT EXISTS attempts_recent ON attempts (started_at, subscriber, outcome, duration_ms, status, error);
 CREATE INDEX IF NOT EXISTS events_run ON events (json_extract(body, '$.KfpRunId'), seq);
 CREATE INDEX IF NOT EXISTS events_pipeline ON events (json_extract(body, '$.PipelineName'), seq);
 CREATE INDEX IF NOT EXISTS events_namespace ON events (json_extract(body, '$.Namespace'), seq);
@@ -145,6 +146,34 @@ const EVENT_FILTERS = {
   namespace: "json_extract(body, '$.Namespace')",
   eventType: "json_extract(body, '$.EventType')",
 } as const;
+
+/**
+ * One page of the events search (one row more than the limit, to tell whether a next page exists):
+ * the SQL, whose shape depends only on which filters are given, and its parameters.
+ */
+export function eventPageSql(query: EventQuery): { sql: string; params: Record<string, string | number> } {
+  const where: string[] = [];
+  const params: Record<string, string | number> = { limit: query.limit + 1 };
+  for (const [key, expr] of Object.entries(EVENT_FILTERS) as [keyof typeof EVENT_FILTERS, string][]) {
+    const v = query[key];
+    if (v === undefined) continue;
+    where.push(`${expr} = @${key}`);
+    params[key] = v;
+  }
+  // Acceptance times never decrease with seq (the store clamps them), so a time range is a seq range:
+  // its two ends are found on the acceptance-time index, and the page is read in seq order as always.
+  if (query.from !== undefined) {
+    where.push('seq >= (SELECT e.seq FROM events e WHERE e.accepted_at >= @from ORDER BY e.accepted_at, e.seq LIMIT 1)');
+    params.from = query.from;
+  }
+  if (query.to !== undefined) {
+    where.push('seq <= (SELECT e.seq FROM events e WHERE e.accepted_at < @to ORDER BY e.accepted_at DESC, e.seq DESC LIMIT 1)');
+    params.to = query.to;
+  }
+  if (query.before !== undefined) (where.push('seq < @before'), (params.before = query.before));
+  const sql = `SELECT seq, body, accepted_at FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT @limit`;
+  return { sql, params };
+}
 
 interface AttemptRow {
   id: number;
@@ -260,6 +289,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
   }
   const openedAt = opts.now ?? Date.now();
+  // Acceptance times never go back (a clock stepping back is clamped to the latest time kept), so that
+  // acceptance order (seq) is also time order: the events search turns a time range into a seq range.
+  let lastAcceptedAt = db.prepare<[], { t: number | null }>('SELECT MAX(accepted_at) AS t FROM events').get()?.t ?? 0;
+  const acceptedAt = (now: number): number => (lastAcceptedAt = Math.max(lastAcceptedAt, now));
   db.prepare('UPDATE deliveries SET leased = 0, due_at = MIN(due_at, ?) WHERE state = ? AND leased = 1').run(openedAt, 'pending');
 
   const q = {
@@ -337,7 +370,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       batches.map((subs) =>
         subs.map(({ item, now }) => {
           const { event } = item;
-          const row = q.insertEvent.run(event.EventId, JSON.stringify(event), now);
+          const row = q.insertEvent.run(event.EventId, JSON.stringify(event), acceptedAt(now));
           const inserted = row.changes > 0;
           if (inserted) {
             for (const name of new Set(item.subscribers)) {
@@ -442,7 +475,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     attemptsOf: db.prepare<[number], AttemptRow>('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id'),
     // Without the request: the stats never read it, and parsing a day's bodies would dominate.
     attemptsSince: db.prepare<[number], AttemptRow>(
-      'SELECT id, delivery_id, subscriber, started_at, duration_ms, outcome, status, error, next_at, NULL AS request FROM attempts WHERE started_at >= ? ORDER BY started_at, id',
+      'SELECT 0 AS id, 0 AS delivery_id, subscriber, started_at, duration_ms, outcome, status, error, NULL AS next_at, NULL AS request FROM attempts WHERE started_at >= ? ORDER BY started_at',
     ),
     deliveriesOfSeqs: db.prepare<[string], DeliveryViewRow & { event_seq: number }>(
       `SELECT d.*, e.id AS event_id FROM deliveries d JOIN events e ON e.seq = d.event_seq
@@ -459,18 +492,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
   /** One prepared statement per combination of filters, made on first use. */
   const eventPages = new Map<string, Database.Statement<Record<string, string | number>, { seq: number; body: string; accepted_at: number }>>();
   function eventPage(query: EventQuery) {
-    const where: string[] = [];
-    const params: Record<string, string | number> = { limit: query.limit + 1 };
-    for (const [key, expr] of Object.entries(EVENT_FILTERS) as [keyof typeof EVENT_FILTERS, string][]) {
-      const v = query[key];
-      if (v === undefined) continue;
-      where.push(`${expr} = @${key}`);
-      params[key] = v;
-    }
-    if (query.from !== undefined) (where.push('accepted_at >= @from'), (params.from = query.from));
-    if (query.to !== undefined) (where.push('accepted_at < @to'), (params.to = query.to));
-    if (query.before !== undefined) (where.push('seq < @before'), (params.before = query.before));
-    const sql = `SELECT seq, body, accepted_at FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT @limit`;
+    const { sql, params } = eventPageSql(query);
     let stmt = eventPages.get(sql);
     if (!stmt) eventPages.set(sql, (stmt = db.prepare(sql)));
     return stmt.all(params);

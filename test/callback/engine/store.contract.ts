@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError, type AttemptOutcome, type DeliveryStore } from '../../../callback/store/types.js';
+import type { KfpEvent } from '../../../callback/types.js';
 import { makeEvent } from './events.js';
 
 /**
@@ -314,6 +315,23 @@ export function storeContract({ name, open, skip = [] }: StoreContractOptions): 
       const filtered = await s.listEvents({ limit: 2, namespace: 'team-a' });
       expect(ids(filtered)).toEqual(rev([5, 4]));
       expect(ids(await s.listEvents({ limit: 2, namespace: 'team-a', before: filtered.next ?? -1 }))).toEqual(rev([3, 2]));
+    });
+
+    test('acceptance times never go back: an accept under a clock that stepped back is kept at the latest time seen', async () => {
+      const s = await fresh();
+      const [a, b, c] = [81, 82, 83].map((seq) => makeEvent({ seq }));
+      await s.accept([{ event: a as KfpEvent, subscribers: [] }], T0 + 5000);
+      await s.accept([{ event: b as KfpEvent, subscribers: [] }], T0); // the clock stepped back 5 s
+      await s.accept([{ event: c as KfpEvent, subscribers: [] }], T0 + 6000);
+      const page = await s.listEvents({ limit: 10 });
+      expect(page.events.map((e) => [e.event.EventId, e.acceptedAt])).toEqual([
+        [c?.EventId, T0 + 6000],
+        [b?.EventId, T0 + 5000],
+        [a?.EventId, T0 + 5000],
+      ]);
+      expect(ids(await s.listEvents({ limit: 10, from: T0 + 5000, to: T0 + 5001 }))).toEqual([b?.EventId, a?.EventId]);
+      expect(ids(await s.listEvents({ limit: 10, to: T0 + 5000 }))).toEqual([]);
+      expect(ids(await s.listEvents({ limit: 10, from: T0 + 7000 }))).toEqual([]);
     });
 
     test('eventDeliveries lists the deliveries of one event by subscriber, with their state and last outcome', async () => {
