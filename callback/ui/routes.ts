@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../common/logger.js';
-import type { DeliveryStore, EventQuery } from '../store/types.js';
+import type { DeliveryStore, EventQuery, SubscriberStats } from '../store/types.js';
 import type { Subscriber } from '../types.js';
 import { EVENT_TYPES } from '../types.js';
 import { originOf } from '../attempt-log.js';
@@ -31,6 +31,11 @@ export interface DashboardDeps {
 
 export const SESSION_COOKIE = 'kfpn_session';
 const PAGE_SIZE = 50;
+/**
+ * How long one computation of the subscribers' stats serves: they aggregate the last day's attempts
+ * (synchronously, in SQLite), so every open tab polling them would otherwise repeat that work.
+ */
+export const STATS_TTL_MS = 4000;
 const MAX_PAGE = 500;
 
 const SECURITY_HEADERS = {
@@ -115,6 +120,15 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
   const { log, store, now } = deps;
   const sessions = deps.sessions ?? createSessions();
   let script: string | undefined;
+  let statsCache: { at: number; value: Promise<Record<string, SubscriberStats>> } | undefined;
+  const subscriberStats = (at: number) => {
+    if (!statsCache || at - statsCache.at >= STATS_TTL_MS || at < statsCache.at) {
+      const value = store.subscriberStats(at);
+      statsCache = { at, value };
+      value.catch(() => (statsCache = undefined));
+    }
+    return statsCache.value;
+  };
 
   app.register(async (ui) => {
     ui.addHook('onSend', async (_req, reply) => {
@@ -200,7 +214,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     ui.get('/ui/api/subscribers', async (req) => {
       requireSession(req, false);
       const at = now();
-      const [stats, disabled] = await Promise.all([store.subscriberStats(at), store.disabledSubscribers()]);
+      const [stats, disabled] = await Promise.all([subscriberStats(at), store.disabledSubscribers()]);
       const configured = deps.subscribers();
       const names = [...new Set([...configured.map((s) => s.name), ...Object.keys(stats), ...Object.keys(disabled)])];
       return {
