@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { HOOK_PATH } from '../common/hook-contract.js';
@@ -12,6 +11,8 @@ import { lookupHint } from './attempt.js';
 import { StoreUnavailableError, type DeadLetter, type DeadLetterFilter, type DeliveryStore, type DisabledState, type ReplaySelector } from './store/types.js';
 import type { Subscriber, WorkflowSnapshot } from './types.js';
 import { errorMessage } from '../common/error-message.js';
+import { registerDashboard } from './ui/routes.js';
+import { sameSecret } from './ui/sessions.js';
 
 /**
  * The callback's HTTP surface, built from its dependencies; it never listens (runtime.ts does).
@@ -19,6 +20,7 @@ import { errorMessage } from '../common/error-message.js';
  * - POST /v1/hooks: authenticate (hook token) → normalize (after fetching the Workflow when that
  *   helps and an enricher exists) → ingest (durable) → 202 { eventIds, duplicates }.
  * - Admin (Bearer admin token): dead letters list/replay, subscribers list, re-enable.
+ * - /ui/: the delivery dashboard (its own login; ui/routes.ts).
  * - /healthz, /readyz, /metrics.
  * Every refusal is a 4xx with `{ error: <reason> }`; a store failure is a 503 so the hook retries.
  */
@@ -134,11 +136,6 @@ function asObject(body: unknown): Record<string, unknown> {
 }
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-function sameSecret(a: string, b: string): boolean {
-  // Hash first: timingSafeEqual needs equal lengths, and the length must not leak either.
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
 
 function deadLetterView(d: DeadLetter) {
   return {
@@ -397,6 +394,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     });
   });
 
+  registerDashboard(app, { log, adminToken: deps.adminToken, store, subscribers: deps.subscribers, notify: deps.notify, now: () => now().getTime() });
   registerOpsRoutes(app, deps.registry, deps.readiness ?? []);
   return app;
 }

@@ -96,6 +96,8 @@ export interface Subscriber {
   /** Format `template`: the body's Content-Type (default application/json). */
   contentType?: string;
   headers: Record<string, string>;
+  /** Names (lower case) of the headers whose value came from a Secret: masked in the attempt log. */
+  secretHeaders?: string[];
   /** Where the Standard Webhooks signing key(s) come from; resolved into signingKeys at load. */
   signingKeyRef?: SecretRef;
   /** `whsec_...` secrets; the first signs, every one is sent (space-separated) during rotation. */

@@ -4,7 +4,8 @@ import type { CallbackMetrics, DeliveryOutcome } from './metrics.js';
 import { nextDelay, scalePolicy } from './retry.js';
 import type { SendRequest } from './sender.js';
 import { sign } from './signing.js';
-import type { ClaimRequest, ClaimedDelivery, DeliveryStore } from './store/types.js';
+import type { AttemptOutcome, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryStore, SentRequest } from './store/types.js';
+import { sentRequest } from './attempt-log.js';
 import type { DeliveryNotice, KfpEvent, SendResult, Subscriber, SubscriberType, Transport } from './types.js';
 import { errorMessage } from '../common/error-message.js';
 
@@ -88,6 +89,7 @@ const LEASE_MARGIN_MS = 30_000;
 /** After a store error, how long a lane waits before trying again. */
 const STORE_BACKOFF_MS = 1_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const LOGGED_OUTCOME: Record<'done' | 'retry' | 'dead' | 'disable', AttemptOutcome> = { done: 'delivered', retry: 'retry', dead: 'dead', disable: 'disabled' };
 /** Longest pause of a lane whose endpoint did not answer: how often an unreachable subscriber is probed at worst. */
 export const MAX_LANE_PAUSE_MS = 30_000;
 
@@ -259,7 +261,8 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     lane.inFlight.set(id, done);
   }
 
-  function sendOnce(sub: Subscriber, event: KfpEvent): Promise<SendResult> {
+  /** Sends one attempt; `sent` is told the HTTP request (for the attempt log) before it goes out. */
+  function sendOnce(sub: Subscriber, event: KfpEvent, sent: (req: SendRequest) => void): Promise<SendResult> {
     if (sub.type === 'log') {
       log.info({ subscriber: sub.name, event }, `${event.EventType} ${event.WorkflowName}${event.NodeName ? ` ${event.NodeName}` : ''}`);
       return Promise.resolve({ ok: true, durationMs: 0 });
@@ -278,6 +281,7 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
       // A config the parser should have refused (a bad signing secret): a failed attempt, not a stuck lease.
       return Promise.resolve({ ok: false, error: `cannot build the request: ${errorMessage(err)}`, durationMs: 0 });
     }
+    sent(req);
     req.signal = shutdown.signal;
     return deps.send(req);
   }
@@ -299,7 +303,9 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
   async function attemptHolding(lane: Lane, c: ClaimedDelivery, freeSlot: () => void): Promise<void> {
     const sub = lane.sub;
     const { delivery, event } = c;
-    const result = await sendOnce(sub, event);
+    const startedAt = now();
+    let request: SentRequest | undefined;
+    const result = await sendOnce(sub, event, (req) => (request = sentRequest(req, sub)));
     if (shutdown.signal.aborted && !result.ok) {
       // Cut short by shutdown: not the subscriber's fault, so no attempt is counted.
       await store.release([delivery.id], now());
@@ -308,9 +314,19 @@ export function startWorker(deps: WorkerDeps, initial: readonly Subscriber[] = [
     metrics?.attemptSeconds.observe({ subscriber: sub.name }, result.durationMs / 1000);
     const attemptNo = delivery.attempts + 1;
     const at = now();
-    const note = { now: at, ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
     const policy = scale === 1 ? sub.retry : scalePolicy(sub.retry, scale);
     const decision = nextDelay({ attempt: attemptNo, result, policy, rand });
+    const failure = { ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
+    // The attempt log's record rides on the outcome mark: same transaction, no write of its own.
+    const attemptRecord: AttemptRecord = {
+      startedAt,
+      durationMs: result.durationMs,
+      outcome: LOGGED_OUTCOME[decision.action],
+      ...failure,
+      ...(decision.action === 'retry' ? { nextAt: at + decision.delayMs } : {}),
+      ...(request ? { request } : {}),
+    };
+    const note = { now: at, ...failure, attempt: attemptRecord };
     if (result.status !== undefined) lane.pausedUntil = undefined;
     else if (sub.type !== 'log' && decision.action === 'retry') {
       lane.pausedUntil = Math.max(lane.pausedUntil ?? 0, at + Math.min(decision.delayMs, MAX_LANE_PAUSE_MS));

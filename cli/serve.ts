@@ -153,6 +153,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       [
         `kfp-notify serve: webhook ${webhook.url}/mutate (certificate ${cert.certFile})`,
         `                  callback ${callback.url}/v1/hooks (admin token ${adminTokenPath(dataDir)})`,
+        `                  dashboard ${callback.url}/ui/ (log in with the admin token)`,
         `Inject a workflow for it: npx kfp-notify inject -f FILE --callback-url ${callback.url}${dataDir === resolveDataDir() ? '' : ` --data-dir ${dataDir}`}`,
         'Ctrl-C stops both.',
         '',

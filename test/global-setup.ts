@@ -18,4 +18,5 @@ function checkFixtures(): void {
 export default function setup(): void {
   checkFixtures();
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'callback/ui/browser/tsconfig.json'], { stdio: 'inherit' });
 }

@@ -5,6 +5,11 @@ import {
   selectsDeadLetter,
   type DeadLetterKey,
   settleMethods,
+  foldStats,
+  matchesEventQuery,
+  DAY_MS,
+  type AttemptLog,
+  type DeliveryView,
   type SettleFn,
   type ClaimOptions,
   type ClaimedDelivery,
@@ -32,7 +37,12 @@ interface Row {
 }
 
 export function openMemoryStore(): DeliveryStore {
-  const events = new Map<string, { event: KfpEvent; acceptedAt: number }>();
+  const events = new Map<string, { event: KfpEvent; acceptedAt: number; seq: number }>();
+  /** Acceptance order (seq - 1 = index); pruned events leave a hole (undefined). */
+  const bySeq: (string | undefined)[] = [];
+  const attempts: AttemptLog[] = [];
+  let nextAttemptId = 1;
+  let lastAcceptedAt = 0;
   const rows = new Map<number, Row>();
   const disabled = new Map<string, DisabledState>();
   const failing = new Map<string, number>();
@@ -70,6 +80,7 @@ export function openMemoryStore(): DeliveryStore {
     open();
     const r = rows.get(id);
     // Same rule as SQLite: a success also settles a row disable() moved to the dead letters mid-flight.
+    if (r && note.attempt) attempts.push({ ...structuredClone(note.attempt), id: nextAttemptId++, deliveryId: id, subscriber: r.subscriber });
     if (!r || !(r.state === 'pending' || (r.state === 'dead' && state === 'delivered'))) return;
     Object.assign(r, { state, dueAt, leased: false, attempts: r.attempts + 1, updatedAt: note.now });
     r.lastStatus = note.status;
@@ -81,7 +92,10 @@ export function openMemoryStore(): DeliveryStore {
       open();
       return items.map(({ event, subscribers }) => {
         if (events.has(event.EventId)) return { eventId: event.EventId, duplicate: true };
-        events.set(event.EventId, { event: structuredClone(event), acceptedAt: now });
+        bySeq.push(event.EventId);
+        // As in SQLite: acceptance times never go back, so acceptance order is time order.
+        lastAcceptedAt = Math.max(lastAcceptedAt, now);
+        events.set(event.EventId, { event: structuredClone(event), acceptedAt: lastAcceptedAt, seq: bySeq.length });
         for (const name of new Set(subscribers)) {
           const off = disabled.get(name);
           const id = nextId++;
@@ -206,8 +220,13 @@ export function openMemoryStore(): DeliveryStore {
       for (const [id, e] of events) {
         if (e.acceptedAt < before && !referenced.has(id)) {
           events.delete(id);
+          bySeq[e.seq - 1] = undefined;
           removed++;
         }
+      }
+      for (let i = attempts.length - 1; i >= 0; i--) {
+        const a = attempts[i];
+        if (a && a.startedAt < before && !rows.has(a.deliveryId)) attempts.splice(i, 1);
       }
       return removed;
     },
@@ -215,5 +234,70 @@ export function openMemoryStore(): DeliveryStore {
     async close() {
       closed = true;
     },
+
+    async listEvents(query) {
+      open();
+      const page: { seq: number; acceptedAt: number; event: KfpEvent }[] = [];
+      let next: number | undefined;
+      for (let i = Math.min(bySeq.length, (query.before ?? Infinity) - 1) - 1; i >= 0; i--) {
+        const e = events.get(bySeq[i] ?? '');
+        if (!e || !matchesEventQuery(query, e.event, e.acceptedAt)) continue;
+        if (page.length === query.limit) {
+          next = page.at(-1)?.seq;
+          break;
+        }
+        page.push(e);
+      }
+      const out = page.map((e) => ({ seq: e.seq, acceptedAt: e.acceptedAt, event: structuredClone(e.event), deliveries: deliveriesOf(e.event.EventId) }));
+      return next === undefined ? { events: out } : { events: out, next };
+    },
+
+    async eventDeliveries(eventId) {
+      open();
+      return deliveriesOf(eventId);
+    },
+
+    async getDelivery(id) {
+      open();
+      const r = rows.get(id);
+      return r ? { ...view(r), event: eventOf(r) } : undefined;
+    },
+
+    async listAttempts(deliveryId) {
+      open();
+      return attempts.filter((a) => a.deliveryId === deliveryId).map((a) => structuredClone(a));
+    },
+
+    async subscriberStats(now) {
+      open();
+      const depth: Record<string, number> = {};
+      for (const r of pending()) depth[r.subscriber] = (depth[r.subscriber] ?? 0) + 1;
+      return foldStats(
+        attempts.filter((a) => a.startedAt >= now - DAY_MS),
+        depth,
+        now,
+      );
+    },
   };
+
+  function view(r: Row): DeliveryView {
+    return {
+      id: r.id,
+      eventId: r.eventId,
+      subscriber: r.subscriber,
+      state: r.state,
+      attempts: r.attempts,
+      dueAt: r.dueAt,
+      ...(r.lastStatus !== undefined ? { lastStatus: r.lastStatus } : {}),
+      ...(r.lastError !== undefined ? { lastError: r.lastError } : {}),
+      updatedAt: r.updatedAt,
+    };
+  }
+
+  function deliveriesOf(eventId: string): DeliveryView[] {
+    return [...rows.values()]
+      .filter((r) => r.eventId === eventId)
+      .map(view)
+      .sort((a, b) => (a.subscriber < b.subscriber ? -1 : a.subscriber > b.subscriber ? 1 : 0));
+  }
 }

@@ -10,8 +10,14 @@ import {
   StoreUnavailableError,
   selectsDeadLetter,
   settleMethods,
+  foldStats,
+  DAY_MS,
   type AcceptItem,
   type AcceptResult,
+  type AttemptLog,
+  type AttemptRecord,
+  type DeliveryView,
+  type EventQuery,
   type SettleFn,
   type ClaimedDelivery,
   type ClaimRequest,
@@ -125,6 +131,93 @@ interface DeadFilterParams {
   limit: number;
 }
 
+// The dashboard's tables and indexes (added to existing files at open: CREATE ... IF NOT EXISTS).
+// The event filters are expression indexes on the stored JSON, each ending in seq so that a filtered
+// page is read in keyset order straight off the index.
+const DASHBOARD_SCHEMA = `
+CREATE TABLE IF NOT EXISTS attempts (
+  id INTEGER PRIMARY KEY,
+  delivery_id INTEGER NOT NULL,
+  subscriber TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  duration_ms REAL NOT NULL,
+  outcome TEXT NOT NULL,
+  status INTEGER,
+  error TEXT,
+  next_at INTEGER,
+  -- JSON {url, headers, body}, secrets masked before they got here
+  request TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id);
+-- Covers the per-subscriber stats, which then never read the rows (and their request bodies).
+CREATE INDEX IF NOT EXISTS attempts_recent ON attempts (started_at, subscriber, outcome, duration_ms, status, error);
+CREATE INDEX IF NOT EXISTS events_run ON events (json_extract(body, '$.KfpRunId'), seq);
+CREATE INDEX IF NOT EXISTS events_pipeline ON events (json_extract(body, '$.PipelineName'), seq);
+CREATE INDEX IF NOT EXISTS events_namespace ON events (json_extract(body, '$.Namespace'), seq);
+CREATE INDEX IF NOT EXISTS events_type ON events (json_extract(body, '$.EventType'), seq);
+`;
+
+/** Event filters and the indexed expression each one compares. */
+const EVENT_FILTERS = {
+  runId: "json_extract(body, '$.KfpRunId')",
+  pipeline: "json_extract(body, '$.PipelineName')",
+  namespace: "json_extract(body, '$.Namespace')",
+  eventType: "json_extract(body, '$.EventType')",
+} as const;
+
+/**
+ * One page of the events search (one row more than the limit, to tell whether a next page exists):
+ * the SQL, whose shape depends only on which filters are given, and its parameters.
+ */
+export function eventPageSql(query: EventQuery): { sql: string; params: Record<string, string | number> } {
+  const where: string[] = [];
+  const params: Record<string, string | number> = { limit: query.limit + 1 };
+  for (const [key, expr] of Object.entries(EVENT_FILTERS) as [keyof typeof EVENT_FILTERS, string][]) {
+    const v = query[key];
+    if (v === undefined) continue;
+    where.push(`${expr} = @${key}`);
+    params[key] = v;
+  }
+  // Acceptance times never decrease with seq (the store clamps them), so a time range is a seq range:
+  // its two ends are found on the acceptance-time index, and the page is read in seq order as always.
+  if (query.from !== undefined) {
+    where.push('seq >= (SELECT e.seq FROM events e WHERE e.accepted_at >= @from ORDER BY e.accepted_at, e.seq LIMIT 1)');
+    params.from = query.from;
+  }
+  if (query.to !== undefined) {
+    where.push('seq <= (SELECT e.seq FROM events e WHERE e.accepted_at < @to ORDER BY e.accepted_at DESC, e.seq DESC LIMIT 1)');
+    params.to = query.to;
+  }
+  if (query.before !== undefined) (where.push('seq < @before'), (params.before = query.before));
+  const sql = `SELECT seq, body, accepted_at FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT @limit`;
+  return { sql, params };
+}
+
+interface AttemptRow {
+  id: number;
+  delivery_id: number;
+  subscriber: string;
+  started_at: number;
+  duration_ms: number;
+  outcome: AttemptLog['outcome'];
+  status: number | null;
+  error: string | null;
+  next_at: number | null;
+  request: string | null;
+}
+
+interface DeliveryViewRow {
+  id: number;
+  event_id: string;
+  subscriber: string;
+  state: DeliveryView['state'];
+  attempts: number;
+  due_at: number;
+  last_status: number | null;
+  last_error: string | null;
+  updated_at: number;
+}
+
 interface DeliveryRow {
   id: number;
   event_id: string;
@@ -144,6 +237,7 @@ interface SettleRow {
   status: number | null;
   error: string | null;
   now: number;
+  attempt: AttemptRecord | undefined;
 }
 
 interface Submission {
@@ -203,6 +297,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
   }
   db.exec(SCHEMA);
   db.exec(FAILING_SCHEMA);
+  db.exec(DASHBOARD_SCHEMA);
   // The dedup index is hit at random; keep more of it in memory than SQLite's 2 MiB default.
   db.pragma('cache_size = -16384');
   // Checkpoint every 16 MiB of WAL rather than 4: hot index pages rewritten between checkpoints are copied once.
@@ -213,6 +308,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
     db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
   }
   const openedAt = opts.now ?? Date.now();
+  // Acceptance times never go back (a clock stepping back is clamped to the latest time kept), so that
+  // acceptance order (seq) is also time order: the events search turns a time range into a seq range.
+  let lastAcceptedAt = db.prepare<[], { t: number | null }>('SELECT MAX(accepted_at) AS t FROM events').get()?.t ?? 0;
+  const acceptedAt = (now: number): number => (lastAcceptedAt = Math.max(lastAcceptedAt, now));
   db.prepare('UPDATE deliveries SET leased = 0, due_at = MIN(due_at, ?) WHERE state = ? AND leased = 1').run(openedAt, 'pending');
 
   const q = {
@@ -297,7 +396,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       batches.map((subs) =>
         subs.map(({ item, now }) => {
           const { event } = item;
-          const row = q.insertEvent.run(event.EventId, JSON.stringify(event), now);
+          const row = q.insertEvent.run(event.EventId, JSON.stringify(event), acceptedAt(now));
           const inserted = row.changes > 0;
           if (inserted) {
             for (const name of new Set(item.subscribers)) {
@@ -340,6 +439,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
         batches.map((rows) =>
           rows.map((r) => {
             q.settle.run(r.state, r.dueAt, r.status, r.error, r.now, r.id, r.state);
+            if (r.attempt) logAttempt(r.id, r.attempt);
           }),
         ),
       );
@@ -352,7 +452,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
   // Reads (queue depth, next due time, dead letters) and the operator's writes call settler.flush()
   // first, so they see every outcome already reported; it is a no-op when none is queued.
   const settle: SettleFn = async (id, state, dueAt, note) => {
-    await settler.submit([{ state, dueAt, status: note.status ?? null, error: note.error ?? null, now: note.now, id }]);
+    await settler.submit([{ state, dueAt, status: note.status ?? null, error: note.error ?? null, now: note.now, id, attempt: note.attempt }]);
   };
 
   /** A pending row is claimable when due and not leased (or its lease has ended). */
@@ -396,6 +496,107 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       event: JSON.parse(r.body) as KfpEvent,
     };
   }
+
+  const dash = {
+    insertAttempt: db.prepare<[number, number, string, number | null, string | null, number | null, string | null, number]>(
+      `INSERT INTO attempts (delivery_id, subscriber, started_at, duration_ms, outcome, status, error, next_at, request)
+       SELECT id, subscriber, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`,
+    ),
+    attemptsOf: db.prepare<[number], AttemptRow>('SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id'),
+    // Without the request: the stats never read it, and parsing a day's bodies would dominate.
+    attemptsSince: db.prepare<[number], AttemptRow>(
+      'SELECT 0 AS id, 0 AS delivery_id, subscriber, started_at, duration_ms, outcome, status, error, NULL AS next_at, NULL AS request FROM attempts WHERE started_at >= ? ORDER BY started_at',
+    ),
+    deliveriesOfSeqs: db.prepare<[string], DeliveryViewRow & { event_seq: number }>(
+      `SELECT d.*, e.id AS event_id FROM deliveries d JOIN events e ON e.seq = d.event_seq
+       WHERE d.event_seq IN (SELECT value FROM json_each(?)) ORDER BY d.subscriber`,
+    ),
+    deliveriesOfEvent: db.prepare<[string], DeliveryViewRow>(
+      'SELECT d.*, e.id AS event_id FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.id = ? ORDER BY d.subscriber',
+    ),
+    delivery: db.prepare<[number], DeliveryViewRow & { body: string }>(
+      'SELECT d.*, e.id AS event_id, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?',
+    ),
+    pruneAttempts: db.prepare('DELETE FROM attempts WHERE started_at < ? AND delivery_id NOT IN (SELECT id FROM deliveries)'),
+  };
+  /** One prepared statement per combination of filters, made on first use. */
+  const eventPages = new Map<string, Database.Statement<Record<string, string | number>, { seq: number; body: string; accepted_at: number }>>();
+  function eventPage(query: EventQuery) {
+    const { sql, params } = eventPageSql(query);
+    let stmt = eventPages.get(sql);
+    if (!stmt) eventPages.set(sql, (stmt = db.prepare(sql)));
+    return stmt.all(params);
+  }
+  function logAttempt(id: number, a: AttemptRecord): void {
+    dash.insertAttempt.run(a.startedAt, a.durationMs, a.outcome, a.status ?? null, a.error ?? null, a.nextAt ?? null, a.request ? JSON.stringify(a.request) : null, id);
+  }
+  const toAttempt = (r: AttemptRow): AttemptLog => ({
+    id: r.id,
+    deliveryId: r.delivery_id,
+    subscriber: r.subscriber,
+    startedAt: r.started_at,
+    durationMs: r.duration_ms,
+    outcome: r.outcome,
+    ...(r.status !== null ? { status: r.status } : {}),
+    ...(r.error !== null ? { error: r.error } : {}),
+    ...(r.next_at !== null ? { nextAt: r.next_at } : {}),
+    ...(r.request !== null ? { request: JSON.parse(r.request) as AttemptLog['request'] } : {}),
+  });
+  const toDeliveryView = (r: DeliveryViewRow): DeliveryView => ({
+    id: r.id,
+    eventId: r.event_id,
+    subscriber: r.subscriber,
+    state: r.state,
+    attempts: r.attempts,
+    dueAt: r.due_at,
+    ...(r.last_status !== null ? { lastStatus: r.last_status } : {}),
+    ...(r.last_error !== null ? { lastError: r.last_error } : {}),
+    updatedAt: r.updated_at,
+  });
+  /** Reads see every outcome already reported; SQLite errors become StoreUnavailableError. */
+  function read<T>(fn: () => T): T {
+    if (closed) throw new StoreUnavailableError('store unavailable: closed');
+    settler.flush();
+    try {
+      return fn();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  const dashboard: Pick<DeliveryStore, 'listEvents' | 'eventDeliveries' | 'getDelivery' | 'listAttempts' | 'subscriberStats'> = {
+    async listEvents(query) {
+      return read(() => {
+        const rows = eventPage(query);
+        const page = rows.slice(0, query.limit);
+        const bySeq = new Map<number, DeliveryView[]>(page.map((r) => [r.seq, []]));
+        if (page.length > 0) {
+          for (const d of dash.deliveriesOfSeqs.all(JSON.stringify(page.map((r) => r.seq)))) bySeq.get(d.event_seq)?.push(toDeliveryView(d));
+        }
+        const events = page.map((r) => ({ seq: r.seq, acceptedAt: r.accepted_at, event: JSON.parse(r.body) as KfpEvent, deliveries: bySeq.get(r.seq) ?? [] }));
+        const last = page.at(-1);
+        return rows.length > query.limit && last ? { events, next: last.seq } : { events };
+      });
+    },
+    async eventDeliveries(eventId) {
+      return read(() => dash.deliveriesOfEvent.all(eventId).map(toDeliveryView));
+    },
+    async getDelivery(id) {
+      return read(() => {
+        const r = dash.delivery.get(id);
+        return r ? { ...toDeliveryView(r), event: JSON.parse(r.body) as KfpEvent } : undefined;
+      });
+    },
+    async listAttempts(deliveryId) {
+      return read(() => dash.attemptsOf.all(deliveryId).map(toAttempt));
+    },
+    async subscriberStats(now) {
+      return read(() => {
+        const pending = Object.fromEntries(q.depth.all().map((r) => [r.subscriber, r.n]));
+        return foldStats(dash.attemptsSince.all(now - DAY_MS).map(toAttempt), pending, now);
+      });
+    },
+  };
 
   return {
     async accept(items, now) {
@@ -506,6 +707,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       events.clear();
       return txn(() => {
         q.pruneDelivered.run(before);
+        dash.pruneAttempts.run(before);
         return q.pruneEvents.run(before).changes;
       });
     },
@@ -520,5 +722,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): DeliveryStore {
       await wal.close();
       db.close();
     },
+
+    ...dashboard,
   };
 }

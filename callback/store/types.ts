@@ -57,6 +57,8 @@ export interface AttemptNote {
   now: number;
   status?: number;
   error?: string;
+  /** The attempt as sent, for the attempt log (dashboard); written in the same transaction as the mark. */
+  attempt?: AttemptRecord;
 }
 
 export interface DeadLetter {
@@ -138,6 +140,169 @@ export interface DeliveryStore {
    */
   prune(before: number): Promise<number>;
   close(): Promise<void>;
+
+  // --- Delivery dashboard (attempt log, event search, per-subscriber stats) ---
+  /** Events, latest first (by acceptance), filtered; keyset-paged: pass the page's `next` as `before`. */
+  listEvents(query: EventQuery): Promise<EventPage>;
+  /** The deliveries of one event, by subscriber name; [] for an unknown event. */
+  eventDeliveries(eventId: string): Promise<DeliveryView[]>;
+  getDelivery(id: number): Promise<(DeliveryView & { event: KfpEvent }) | undefined>;
+  /** The logged attempts of one delivery, oldest first (kept across replays). */
+  listAttempts(deliveryId: number): Promise<AttemptLog[]>;
+  /** Per subscriber with anything pending or attempted in the last day. */
+  subscriberStats(now: number): Promise<Record<string, SubscriberStats>>;
+}
+
+/** The request of one attempt as sent, with secrets already masked (see callback/attempt-log.ts). */
+export interface SentRequest {
+  /** The endpoint's origin only: a URL's path or query may hold a token (Slack webhook URLs do). */
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'disabled';
+
+/** One attempt, as the worker reports it with its outcome mark. */
+export interface AttemptRecord {
+  /** ms since the epoch when the send started. */
+  startedAt: number;
+  durationMs: number;
+  outcome: AttemptOutcome;
+  status?: number;
+  error?: string;
+  /** ms since the epoch when the next attempt is due (outcome retry). */
+  nextAt?: number;
+  /** Absent for types that send no HTTP request (log, and transports). */
+  request?: SentRequest;
+}
+
+export interface AttemptLog extends AttemptRecord {
+  id: number;
+  deliveryId: number;
+  subscriber: string;
+}
+
+export interface EventQuery {
+  runId?: string;
+  pipeline?: string;
+  namespace?: string;
+  eventType?: string;
+  /** Acceptance time range, ms since the epoch: from ≤ t < to. */
+  from?: number;
+  to?: number;
+  /** Keyset cursor: only events accepted before the one with this `seq`. */
+  before?: number;
+  limit: number;
+}
+
+export interface DeliveryView {
+  id: number;
+  eventId: string;
+  subscriber: string;
+  state: 'pending' | 'delivered' | 'dead';
+  attempts: number;
+  dueAt: number;
+  lastStatus?: number;
+  lastError?: string;
+  updatedAt: number;
+}
+
+export interface EventSummary {
+  /** Acceptance order: the keyset cursor. */
+  seq: number;
+  acceptedAt: number;
+  event: KfpEvent;
+  deliveries: DeliveryView[];
+}
+
+export interface EventPage {
+  events: EventSummary[];
+  /** Pass as `before` for the next (older) page; absent on the last page. */
+  next?: number;
+}
+
+/** Attempts in one time window. Latency: send duration of the attempts (request to response). */
+export interface WindowStats {
+  delivered: number;
+  /** Failed attempts (retried or not). */
+  failed: number;
+  /** Deliveries dead-lettered (incl. by a disable after a 410). */
+  dead: number;
+  p50Ms?: number;
+  p95Ms?: number;
+}
+
+export interface SubscriberStats {
+  /** Pending now. */
+  pending: number;
+  hour: WindowStats;
+  day: WindowStats;
+  lastError?: { at: number; status?: number; error: string };
+}
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+
+/** Nearest-rank percentile of ascending numbers; undefined for none. */
+export function percentile(sorted: readonly number[], p: number): number | undefined {
+  if (sorted.length === 0) return undefined;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Per-subscriber stats from the last day's attempts (oldest first) and the pending counts: one fold both stores share. */
+export function foldStats(
+  attempts: Iterable<Pick<AttemptLog, 'subscriber' | 'startedAt' | 'durationMs' | 'outcome' | 'status' | 'error'>>,
+  pending: Record<string, number>,
+  now: number,
+): Record<string, SubscriberStats> {
+  const acc = new Map<string, { stats: SubscriberStats; hourMs: number[]; dayMs: number[] }>();
+  const empty = (): WindowStats => ({ delivered: 0, failed: 0, dead: 0 });
+  const of = (name: string) => {
+    let a = acc.get(name);
+    if (!a) acc.set(name, (a = { stats: { pending: pending[name] ?? 0, hour: empty(), day: empty() }, hourMs: [], dayMs: [] }));
+    return a;
+  };
+  for (const name of Object.keys(pending)) of(name);
+  for (const t of attempts) {
+    if (t.startedAt < now - DAY_MS) continue;
+    const a = of(t.subscriber);
+    const windows: [WindowStats, number[]][] = [[a.stats.day, a.dayMs]];
+    if (t.startedAt >= now - HOUR_MS) windows.push([a.stats.hour, a.hourMs]);
+    for (const [w, ms] of windows) {
+      if (t.outcome === 'delivered') w.delivered++;
+      else w.failed++;
+      if (t.outcome === 'dead' || t.outcome === 'disabled') w.dead++;
+      ms.push(t.durationMs);
+    }
+    if (t.outcome !== 'delivered') {
+      a.stats.lastError = { at: t.startedAt, ...(t.status !== undefined ? { status: t.status } : {}), error: t.error ?? (t.status !== undefined ? `HTTP ${t.status}` : 'failed') };
+    }
+  }
+  const out: Record<string, SubscriberStats> = {};
+  for (const [name, a] of acc) {
+    for (const [w, ms] of [[a.stats.hour, a.hourMs], [a.stats.day, a.dayMs]] as const) {
+      ms.sort((x, y) => x - y);
+      const p50 = percentile(ms, 50);
+      const p95 = percentile(ms, 95);
+      if (p50 !== undefined) w.p50Ms = p50;
+      if (p95 !== undefined) w.p95Ms = p95;
+    }
+    out[name] = a.stats;
+  }
+  return out;
+}
+
+/** Whether an event matches a query's field filters (the memory store's WHERE). */
+export function matchesEventQuery(q: EventQuery, event: KfpEvent, acceptedAt: number): boolean {
+  return (
+    (q.runId === undefined || event.KfpRunId === q.runId) &&
+    (q.pipeline === undefined || event.PipelineName === q.pipeline) &&
+    (q.namespace === undefined || event.Namespace === q.namespace) &&
+    (q.eventType === undefined || event.EventType === q.eventType) &&
+    (q.from === undefined || acceptedAt >= q.from) &&
+    (q.to === undefined || acceptedAt < q.to)
+  );
 }
 
 /** The store could not keep anything (disk full, database locked or closed): answer 503, retry later. */

@@ -125,7 +125,7 @@ function resolveRef(ref: SecretRef, key: string, resolve: ResolveSecret, problem
   return value;
 }
 
-function headers(value: unknown, resolve: ResolveSecret, problems: Problems): Record<string, string> {
+function headers(value: unknown, resolve: ResolveSecret, problems: Problems, fromSecrets: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   if (!isMapping(value)) {
     problems.push('headers must be a mapping of header name to value');
@@ -138,7 +138,10 @@ function headers(value: unknown, resolve: ResolveSecret, problems: Problems): Re
     // A value may come from a Secret, to keep tokens out of the ConfigMap.
     let text: string | undefined;
     if (typeof v === 'string') text = v;
-    else if (isMapping(v)) text = resolveRefFrom(v, key, resolve, problems);
+    else if (isMapping(v)) {
+      text = resolveRefFrom(v, key, resolve, problems);
+      fromSecrets.push(name.toLowerCase());
+    }
     else problems.push(`${key} must be a string or { secretKeyRef: { name, key } }`);
     if (text === undefined) continue;
     if (/[\r\n\0]/.test(text)) problems.push(`${key}: the value contains a line break or NUL`);
@@ -262,7 +265,11 @@ function fromMapping(name: string, m: Record<string, unknown>, resolve: ResolveS
     if (typeof m.format === 'string' && (FORMATS as readonly string[]).includes(m.format)) sub.format = m.format as PayloadFormat;
     else problems.push(`format must be one of ${FORMATS.join(', ')} (got ${show(m.format)})`);
   }
-  if (m.headers !== undefined) sub.headers = headers(m.headers, resolve, problems);
+  if (m.headers !== undefined) {
+    const fromSecrets: string[] = [];
+    sub.headers = headers(m.headers, resolve, problems, fromSecrets);
+    if (fromSecrets.length > 0) sub.secretHeaders = fromSecrets;
+  }
   // What a format needs beyond a URL: a compiled template, a GitHub dispatches URL and token.
   Object.assign(sub, checkFormatKeys(sub, m, problems));
   if (m.signingKey !== undefined) {

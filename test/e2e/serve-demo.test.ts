@@ -114,6 +114,9 @@ describe('kfp-notify serve (process)', () => {
     await until(() => stderr.includes('Ctrl-C stops both'), 'serve to start', 20_000);
     const webhookUrl = /webhook (https:\/\/127\.0\.0\.1:\d+)\/mutate/.exec(stderr)?.[1] ?? '';
     expect(webhookUrl).not.toBe('');
+    const dashboard = /dashboard (http:\/\/127\.0\.0\.1:\d+\/ui\/) \(log in with the admin token\)/.exec(stderr)?.[1] ?? '';
+    const login = await fetch(dashboard);
+    expect([login.status, await login.text()]).toEqual([200, expect.stringContaining('action="/ui/login"')]);
     expect(readFileSync(join(dir, 'hook-secrets.json'), 'utf8').trim()).toBe('{}');
     // The files `serve --help` says the data dir holds are the files it wrote.
     const help = (await runCli(['serve', '--help'])).stdout;

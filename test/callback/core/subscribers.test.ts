@@ -64,6 +64,7 @@ describe('the object form', () => {
     pipelines: ['nightly'],
     format: 'cloudevents-binary',
     headers: { 'x-team': 'ml', authorization: 'Bearer s3cr3t' },
+    secretHeaders: ['authorization'],
     signingKeyRef: { name: 'kfp-notify-subscribers', key: 'teams' },
     signingKeys: [KEY_A],
     timeoutMs: 10_000,

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { StoreUnavailableError, type DeliveryStore } from '../../../callback/store/types.js';
+import { StoreUnavailableError, type AttemptOutcome, type DeliveryStore } from '../../../callback/store/types.js';
+import type { KfpEvent } from '../../../callback/types.js';
 import { makeEvent } from './events.js';
 
 /**
@@ -14,6 +15,10 @@ export interface StoreContractOptions {
 
 const T0 = 1_800_000_000_000;
 const LEASE = 30_000;
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const ids = (p: { events: { event: { EventId: string } }[] }) => p.events.map((x) => x.event.EventId);
 
 export function storeContract({ name, open, skip = [] }: StoreContractOptions): void {
   const skipped = new Set(skip.flatMap((s) => s.tests));
@@ -277,6 +282,162 @@ export function storeContract({ name, open, skip = [] }: StoreContractOptions): 
       const s = await fresh();
       await s.close();
       await expect(s.accept([{ event: makeEvent({ seq: 25 }), subscribers: ['a'] }], T0)).rejects.toBeInstanceOf(StoreUnavailableError);
+    });
+
+    // --- Delivery dashboard: attempt log, event search, per-subscriber stats ---
+
+    /** One claimed delivery of `sub` settled with an attempt record. */
+    async function attemptOnce(s: DeliveryStore, sub: string, at: number, result: { status?: number; error?: string; durationMs: number; outcome: AttemptOutcome; nextAt?: number }) {
+      const [c] = await s.claim(sub, { now: at, limit: 1, leaseMs: LEASE });
+      const id = c?.delivery.id ?? -1;
+      const { outcome, nextAt, durationMs, status, error } = result;
+      const request = { url: 'http://127.0.0.1:9', headers: { 'content-type': 'application/json', authorization: '[masked]' }, body: `{"n":${at}}` };
+      const attempt = { startedAt: at, durationMs, outcome, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), ...(nextAt ? { nextAt } : {}), request };
+      const note = { now: at + durationMs, ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), attempt };
+      if (outcome === 'delivered') await s.markDelivered(id, note);
+      else if (outcome === 'retry') await s.scheduleRetry(id, nextAt ?? at, note);
+      else await s.deadLetter(id, note);
+      return { id, attempt };
+    }
+
+    test('the attempt log keeps every attempt of a delivery, oldest first, with its request, also across a replay', async () => {
+      const s = await fresh();
+      await s.accept([{ event: makeEvent({ seq: 30 }), subscribers: ['a'] }], T0);
+      const first = await attemptOnce(s, 'a', T0, { status: 503, error: 'HTTP 503', durationMs: 12.5, outcome: 'retry', nextAt: T0 + 1000 });
+      const second = await attemptOnce(s, 'a', T0 + 1000, { error: 'ECONNREFUSED', durationMs: 1, outcome: 'dead' });
+      expect(second.id).toBe(first.id);
+      await s.replayDeadLetters({ ids: [first.id] }, T0 + 2000);
+      const third = await attemptOnce(s, 'a', T0 + 2000, { status: 204, durationMs: 3, outcome: 'delivered' });
+      const log = await s.listAttempts(first.id);
+      expect(log).toEqual([first, second, third].map((x) => ({ ...x.attempt, id: expect.any(Number), deliveryId: first.id, subscriber: 'a' })));
+      expect(new Set(log.map((l) => l.id)).size).toBe(3);
+      expect(await s.listAttempts(999_999)).toEqual([]);
+      const d = await s.getDelivery(first.id);
+      expect(d).toMatchObject({ id: first.id, subscriber: 'a', state: 'delivered', attempts: 1, lastStatus: 204, updatedAt: T0 + 2003 });
+      expect(d?.event.EventId).toBe(makeEvent({ seq: 30 }).EventId);
+      expect(await s.getDelivery(999_999)).toBeUndefined();
+    });
+
+    test('an outcome mark without an attempt record logs nothing', async () => {
+      const s = await fresh();
+      await s.accept([{ event: makeEvent({ seq: 31 }), subscribers: ['a'] }], T0);
+      const [c] = await s.claim('a', { now: T0, limit: 1, leaseMs: LEASE });
+      await s.markDelivered(c?.delivery.id ?? -1, { now: T0 + 1, status: 200 });
+      expect(await s.listAttempts(c?.delivery.id ?? -1)).toEqual([]);
+    });
+
+    test('listEvents: latest first, each with its deliveries, filtered by run, pipeline, namespace, type and time, paged by keyset', async () => {
+      const s = await fresh();
+      const evs = Array.from({ length: 7 }, (_, i) =>
+        makeEvent({
+          seq: 40 + i,
+          KfpRunId: i < 3 ? 'run-x' : `run-${i}`,
+          PipelineName: i % 2 === 0 ? 'train' : 'etl',
+          Namespace: i === 6 ? 'team-b' : 'team-a',
+          ...(i === 5 ? { EventType: 'WorkflowFailed' as const } : {}),
+        }),
+      );
+      for (const [i, e] of evs.entries()) await s.accept([{ event: e, subscribers: i === 0 ? ['b', 'a'] : [] }], T0 + i * 1000);
+      const rev = (idx: number[]) => idx.map((i) => evs[i]?.EventId);
+
+      const all = await s.listEvents({ limit: 100 });
+      expect(ids(all)).toEqual(rev([6, 5, 4, 3, 2, 1, 0]));
+      expect(all.next).toBeUndefined();
+      const oldest = all.events.at(-1);
+      expect(oldest?.acceptedAt).toBe(T0);
+      expect(oldest?.event).toEqual(evs[0]);
+      expect(oldest?.deliveries.map((d) => [d.subscriber, d.state, d.attempts, d.eventId])).toEqual([
+        ['a', 'pending', 0, evs[0]?.EventId],
+        ['b', 'pending', 0, evs[0]?.EventId],
+      ]);
+
+      expect(ids(await s.listEvents({ limit: 100, runId: 'run-x' }))).toEqual(rev([2, 1, 0]));
+      expect(ids(await s.listEvents({ limit: 100, pipeline: 'etl' }))).toEqual(rev([5, 3, 1]));
+      expect(ids(await s.listEvents({ limit: 100, namespace: 'team-b' }))).toEqual(rev([6]));
+      expect(ids(await s.listEvents({ limit: 100, eventType: 'WorkflowFailed' }))).toEqual(rev([5]));
+      expect(ids(await s.listEvents({ limit: 100, from: T0 + 2000, to: T0 + 4000 }))).toEqual(rev([3, 2]));
+      expect(ids(await s.listEvents({ limit: 100, runId: 'run-x', pipeline: 'train' }))).toEqual(rev([2, 0]));
+      expect(ids(await s.listEvents({ limit: 100, runId: 'no-such-run' }))).toEqual([]);
+
+      const pages: string[][] = [];
+      let before: number | undefined;
+      for (;;) {
+        const page = await s.listEvents({ limit: 3, ...(before !== undefined ? { before } : {}) });
+        pages.push(ids(page) as string[]);
+        if (page.next === undefined) break;
+        before = page.next;
+      }
+      expect(pages).toEqual([rev([6, 5, 4]), rev([3, 2, 1]), rev([0])]);
+      const filtered = await s.listEvents({ limit: 2, namespace: 'team-a' });
+      expect(ids(filtered)).toEqual(rev([5, 4]));
+      expect(ids(await s.listEvents({ limit: 2, namespace: 'team-a', before: filtered.next ?? -1 }))).toEqual(rev([3, 2]));
+    });
+
+    test('acceptance times never go back: an accept under a clock that stepped back is kept at the latest time seen', async () => {
+      const s = await fresh();
+      const [a, b, c] = [81, 82, 83].map((seq) => makeEvent({ seq }));
+      await s.accept([{ event: a as KfpEvent, subscribers: [] }], T0 + 5000);
+      await s.accept([{ event: b as KfpEvent, subscribers: [] }], T0); // the clock stepped back 5 s
+      await s.accept([{ event: c as KfpEvent, subscribers: [] }], T0 + 6000);
+      const page = await s.listEvents({ limit: 10 });
+      expect(page.events.map((e) => [e.event.EventId, e.acceptedAt])).toEqual([
+        [c?.EventId, T0 + 6000],
+        [b?.EventId, T0 + 5000],
+        [a?.EventId, T0 + 5000],
+      ]);
+      expect(ids(await s.listEvents({ limit: 10, from: T0 + 5000, to: T0 + 5001 }))).toEqual([b?.EventId, a?.EventId]);
+      expect(ids(await s.listEvents({ limit: 10, to: T0 + 5000 }))).toEqual([]);
+      expect(ids(await s.listEvents({ limit: 10, from: T0 + 7000 }))).toEqual([]);
+    });
+
+    test('eventDeliveries lists the deliveries of one event by subscriber, with their state and last outcome', async () => {
+      const s = await fresh();
+      const e = makeEvent({ seq: 50 });
+      await s.accept([{ event: e, subscribers: ['b', 'a'] }], T0);
+      await attemptOnce(s, 'b', T0, { status: 500, error: 'HTTP 500', durationMs: 2, outcome: 'dead' });
+      const got = await s.eventDeliveries(e.EventId);
+      expect(got.map((d) => [d.subscriber, d.state, d.attempts, d.lastStatus, d.lastError])).toEqual([
+        ['a', 'pending', 0, undefined, undefined],
+        ['b', 'dead', 1, 500, 'HTTP 500'],
+      ]);
+      expect(await s.eventDeliveries('evt_missing')).toEqual([]);
+    });
+
+    test('subscriberStats: pending now, delivered, failed and dead over the last hour and day, last error, p50/p95 of attempt durations', async () => {
+      const s = await fresh();
+      const now = T0 + 2 * DAY;
+      const at = (agoMs: number) => now - agoMs;
+      for (let i = 0; i < 24; i++) await s.accept([{ event: makeEvent({ seq: 60 + i }), subscribers: ['a'] }], T0);
+      await s.accept([{ event: makeEvent({ seq: 90 }), subscribers: ['c'] }], T0);
+      // Two days ago: outside both windows.
+      await attemptOnce(s, 'a', at(2 * DAY - 10), { status: 500, error: 'old', durationMs: 999, outcome: 'dead' });
+      // Within the day, not the hour: 10 delivered at 100..1000 ms.
+      for (let i = 1; i <= 10; i++) await attemptOnce(s, 'a', at(5 * HOUR) + i, { status: 200, durationMs: i * 100, outcome: 'delivered' });
+      // Within the hour: 2 delivered (5, 7 ms), a retry, a dead letter.
+      await attemptOnce(s, 'a', at(30 * MIN), { status: 200, durationMs: 5, outcome: 'delivered' });
+      await attemptOnce(s, 'a', at(20 * MIN), { status: 200, durationMs: 7, outcome: 'delivered' });
+      await attemptOnce(s, 'a', at(10 * MIN), { status: 503, error: 'HTTP 503', durationMs: 9, outcome: 'retry', nextAt: at(5 * MIN) });
+      await attemptOnce(s, 'a', at(5 * MIN), { error: 'ECONNRESET', durationMs: 11, outcome: 'dead' });
+      const stats = await s.subscriberStats(now);
+      expect(Object.keys(stats).sort()).toEqual(['a', 'c']);
+      expect(stats.a?.pending).toBe(24 - 15 + 1); // the retried one is pending again
+      expect(stats.a?.hour).toEqual({ delivered: 2, failed: 2, dead: 1, p50Ms: 7, p95Ms: 11 });
+      expect(stats.a?.day).toEqual({ delivered: 12, failed: 2, dead: 1, p50Ms: 300, p95Ms: 1000 });
+      expect(stats.a?.lastError).toEqual({ at: at(5 * MIN), error: 'ECONNRESET' });
+      expect(stats.c).toEqual({ pending: 1, hour: { delivered: 0, failed: 0, dead: 0 }, day: { delivered: 0, failed: 0, dead: 0 } });
+    });
+
+    test('prune forgets the attempts of the deliveries it forgets, and keeps the others', async () => {
+      const s = await fresh();
+      const done = makeEvent({ seq: 70 });
+      const failed = makeEvent({ seq: 71 });
+      await s.accept([{ event: done, subscribers: ['a'] }, { event: failed, subscribers: ['b'] }], T0);
+      const d = await attemptOnce(s, 'a', T0, { status: 200, durationMs: 1, outcome: 'delivered' });
+      const f = await attemptOnce(s, 'b', T0, { status: 500, durationMs: 1, outcome: 'dead' });
+      await s.prune(T0 + 1000);
+      expect(await s.listAttempts(d.id)).toEqual([]);
+      expect(await s.listAttempts(f.id)).toHaveLength(1);
+      expect(ids(await s.listEvents({ limit: 10 }))).toEqual([failed.EventId]);
     });
   });
 }

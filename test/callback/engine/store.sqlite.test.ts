@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openSqliteStore } from '../../../callback/store/sqlite.js';
+import { eventPageSql, openSqliteStore } from '../../../callback/store/sqlite.js';
 import { StoreUnavailableError, type DeliveryStore } from '../../../callback/store/types.js';
 import { syncBarrier, type GroupCommitStats } from '../../../callback/store/group-commit.js';
 import { makeEvent } from './events.js';
@@ -76,6 +76,46 @@ describe('SQLite store: what only a file can show', () => {
     expect(again.map((x) => [x.delivery.id, x.delivery.attempts])).toEqual([[c?.delivery.id, 0]]);
   });
 
+  it('every events search reads an index in keyset order: no table scan, no sort', async () => {
+    const file = newFile();
+    const s1 = openSqliteStore({ file });
+    await s1.accept([{ event: makeEvent({ seq: 1 }), subscribers: ['a'] }], T0);
+    await s1.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      const plan = (q: Parameters<typeof eventPageSql>[0]) => {
+        const { sql, params } = eventPageSql(q);
+        return db
+          .prepare<Record<string, string | number>, { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(params)
+          .map((r) => r.detail)
+          .join('; ');
+      };
+      const cases: [Parameters<typeof eventPageSql>[0], RegExp][] = [
+        [{ limit: 50 }, /^SCAN events$/],
+        [{ limit: 50, before: 1000 }, /^SEARCH events USING INTEGER PRIMARY KEY \(rowid<\?\)$/],
+        [{ limit: 50, runId: 'r' }, /USING INDEX events_run \(<expr>=\?\)/],
+        [{ limit: 50, pipeline: 'p', before: 10 }, /USING INDEX events_pipeline \(<expr>=\? AND seq<\?\)/],
+        [{ limit: 50, namespace: 'n' }, /USING INDEX events_namespace/],
+        [{ limit: 50, eventType: 'WorkflowFailed' }, /USING INDEX events_type/],
+      ];
+      for (const [q, want] of cases) {
+        const p = plan(q);
+        expect(p, JSON.stringify(q)).toMatch(want);
+        expect(p, JSON.stringify(q)).not.toMatch(/TEMP B-TREE/);
+      }
+      // A time range: its ends found on the acceptance-time index, the page read by seq.
+      const ranged = plan({ limit: 50, from: T0, to: T0 + 1 });
+      expect(ranged).toMatch(/^SEARCH events USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/);
+      expect(ranged).toMatch(/SEARCH e USING COVERING INDEX events_accepted \(accepted_at>\?\)/);
+      expect(ranged).toMatch(/SEARCH e USING COVERING INDEX events_accepted \(accepted_at<\?\)/);
+      expect(ranged).not.toMatch(/TEMP B-TREE|SCAN/);
+      expect(plan({ limit: 50, runId: 'r', from: T0 })).toMatch(/^SEARCH events USING INDEX events_run \(<expr>=\? AND seq>\?\)/);
+    } finally {
+      db.close();
+    }
+  });
+
   it('a second store on the same file is refused while the first is open', async () => {
     const file = newFile();
     track(openSqliteStore({ file }));
@@ -90,7 +130,7 @@ describe('SQLite store: what only a file can show', () => {
   });
 
   it('a full database rejects the accept with SQLITE_FULL and keeps nothing of it', async () => {
-    const s = track(openSqliteStore({ file: newFile(), maxBytes: 64 * 1024 }));
+    const s = track(openSqliteStore({ file: newFile(), maxBytes: 192 * 1024 }));
     const big = 'x'.repeat(4000);
     let err: unknown;
     let kept = 0;
