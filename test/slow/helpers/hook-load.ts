@@ -45,7 +45,9 @@ function callTemplates(fixture: string, failTasks: readonly string[]): string[] 
   const [compiled] = parseDocuments(readFileSync(join(FIXTURES_DIR, fixture), 'utf8'), fixture);
   const created = asCreatedByKfp(compiled as Workflow, { runId: P.runId, runName: 'reliability run', namespace: P.namespace });
   const key = hookKeyFromSecret('placeholder-key-never-used-for-real-calls');
-  const injected = injectWorkflow(created, defaultInjectOptions({ hookKey: key, callbackUrl: 'http://127.0.0.1:1' }));
+  // Every step hooked (`stepHooks: all`): the load these helpers make is hook traffic, one call per
+  // finished step, as the heaviest policy sends it (the default sends successes through the watcher).
+  const injected = injectWorkflow(created, defaultInjectOptions({ hookKey: key, callbackUrl: 'http://127.0.0.1:1', stepHooks: 'all' }));
   if (injected.outcome !== 'injected') throw new Error(`${fixture} was not injected: ${injected.reason ?? injected.outcome}`);
   const wf = injected.workflow as Workflow;
   const run = simulateRun(wf, { workflowName: P.workflowName, workflowUid: P.uid, namespace: P.namespace, failTasks });
