@@ -1,4 +1,5 @@
 import { isStepTemplate, kfpSteps, type KfpStep } from '../common/kfp/kfp-steps.js';
+import { argoNodes, type ArgoNode } from '../common/kfp/argo-nodes.js';
 import { isRecord, type Workflow } from '../common/kfp/workflow-types.js';
 import { EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK } from '../common/injected-names.js';
 import { PROPAGATED_FAILURE, joinFailureLines, type WorkflowFailure } from './messages.js';
@@ -26,20 +27,8 @@ export interface StepFailure {
   finishedAt: string;
 }
 
-interface Node {
-  id: string;
-  name: string;
-  displayName: string;
-  type: string;
-  templateName: string;
-  phase: string;
-  message: string;
-  boundaryID: string;
-  children: string[];
-  finishedAt: string;
-}
+type Node = ArgoNode;
 
-const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 const isFailed = (n: Pick<Node, 'phase'>): boolean => n.phase === 'Failed' || n.phase === 'Error';
 /** Argo's words on a Retry node whose tries all failed: says nothing the last try does not say better. */
 const RETRIES_EXHAUSTED = /^No more retries left$/;
@@ -49,28 +38,8 @@ const V2_IMPL = /(^|-)system-container-impl$/;
 /** Templates the injector adds: a failed hook is ours to log, never a failed step of the user's. */
 const OUR_TEMPLATES = new Set([EXIT_TEMPLATE, HOOK_TEMPLATE, RUNNING_HOOK]);
 
-function nodesOf(wf: Record<string, unknown>): Node[] {
-  const status = isRecord(wf.status) ? wf.status : {};
-  const nodes = isRecord(status.nodes) ? status.nodes : {};
-  return Object.entries(nodes).flatMap(([id, v]) => {
-    if (!isRecord(v) || text(v.name) === '') return [];
-    const children = Array.isArray(v.children) ? v.children.filter((c): c is string => typeof c === 'string') : [];
-    return [
-      {
-        id: text(v.id) || id,
-        name: text(v.name),
-        displayName: text(v.displayName),
-        type: text(v.type),
-        templateName: text(v.templateName),
-        phase: text(v.phase),
-        message: text(v.message),
-        boundaryID: text(v.boundaryID),
-        children,
-        finishedAt: text(v.finishedAt),
-      },
-    ];
-  });
-}
+/** A node without a name cannot be named in a message: it is left out. */
+const nodesOf = (wf: Record<string, unknown>): Node[] => argoNodes(wf).filter((n) => n.name !== '');
 
 /** The watcher calls this for every Workflow it sees: most have nothing failed, and pay one scan, no copies. */
 function anyFailed(wf: Record<string, unknown>): boolean {

@@ -6,6 +6,7 @@ import { failedSteps, runFailureMessage, stepFailureDetail } from './failure-sum
 import { nodeAttempt, runEndAttempt, runExitNodeName } from './attempt.js';
 import { hookCoverage, type HookCoverage } from '../common/hook-coverage.js';
 import { EXIT_TEMPLATE } from '../common/injected-names.js';
+import { argoNodes, type ArgoNode } from '../common/kfp/argo-nodes.js';
 import type { EventType, KfpEvent } from './types.js';
 
 /**
@@ -32,20 +33,6 @@ export interface StatusEventOptions {
   now: string;
 }
 
-/** The parts of an Argo node status (`status.nodes[id]`) read here. */
-interface ArgoNode {
-  id: string;
-  name: string;
-  displayName: string;
-  type: string;
-  templateName: string;
-  phase: string;
-  message: string;
-  boundaryID: string;
-  children: string[];
-  startedAt: string;
-  finishedAt: string;
-}
 
 const FINISHED = new Set(['Succeeded', 'Failed', 'Error']);
 const NODE_EVENT: Record<string, EventType> = {
@@ -58,34 +45,6 @@ const OUR_TEMPLATE_PREFIX = 'kfp-notify-';
 
 function text(v: unknown): string {
   return typeof v === 'string' ? v : '';
-}
-
-function toNode(id: string, v: unknown): ArgoNode | undefined {
-  if (!isRecord(v)) return undefined;
-  const children = Array.isArray(v.children) ? v.children.filter((c): c is string => typeof c === 'string') : [];
-  return {
-    id: text(v.id) || id,
-    name: text(v.name),
-    displayName: text(v.displayName),
-    type: text(v.type),
-    templateName: text(v.templateName),
-    phase: text(v.phase),
-    message: text(v.message),
-    boundaryID: text(v.boundaryID),
-    children,
-    startedAt: text(v.startedAt),
-    finishedAt: text(v.finishedAt),
-  };
-}
-
-/** `status.nodes` as a list, skipping entries that are not node objects. */
-function argoNodes(wf: unknown): ArgoNode[] {
-  const status = isRecord(wf) && isRecord(wf.status) ? wf.status : {};
-  const nodes = isRecord(status.nodes) ? status.nodes : {};
-  return Object.entries(nodes).flatMap(([id, v]) => {
-    const n = toNode(id, v);
-    return n ? [n] : [];
-  });
 }
 
 function statusOf(wf: Record<string, unknown>): Record<string, unknown> {

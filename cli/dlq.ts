@@ -1,6 +1,6 @@
 import { durationMs } from '../callback/subscribers/duration.js';
 import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminFailure, adminTarget, adminToken, type AdminTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse, textTable } from './io.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]
 
@@ -127,8 +127,7 @@ function table(rows: readonly DeadLetterView[]): string {
     (r.lastStatus !== null ? String(r.lastStatus) : r.lastError ?? '-').slice(0, 40),
     r.deadAt,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
-  return [head, ...cells].map((line) => line.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+  return textTable(head, cells);
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {

@@ -103,3 +103,9 @@ export function portFlag(value: string, flag: string): number {
   if (!(port >= 0 && port <= 65535)) throw new UsageError(`${flag} must be a whole number from 0 to 65535, got "${value}"`);
   return port;
 }
+
+/** Rows as left-aligned columns two spaces apart, a header first (what kubectl get prints). */
+export function textTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] ?? '').length)));
+  return [head, ...rows].map((line) => line.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+}

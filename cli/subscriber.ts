@@ -1,5 +1,5 @@
 import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminFailure, adminTarget, adminToken, type AdminTarget } from './admin-client.js';
-import { EXIT_OK, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
+import { EXIT_OK, UsageError, type CliIo, type Command, parseOrExit, strictParse, textTable } from './io.js';
 
 const USAGE = `Usage: kfp-notify subscriber list|enable [NAME] [options]
 
@@ -58,8 +58,7 @@ function parse(args: string[], env: NodeJS.ProcessEnv): SubscriberArgs | 'help' 
 function table(rows: readonly SubscriberView[]): string {
   const head = ['NAME', 'TYPE', 'CONFIGURED', 'QUEUE', 'DISABLED SINCE', 'WHY'];
   const cells = rows.map((r) => [r.name, r.type ?? '-', r.configured ? 'yes' : 'no', String(r.queueDepth), r.disabled?.since ?? '-', r.disabled?.reason ?? '']);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
-  return [head, ...cells].map((line) => line.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+  return textTable(head, cells);
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
