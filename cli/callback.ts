@@ -10,11 +10,13 @@ import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
+import { parseStoreFlags, STORE_OPTIONS, STORE_USAGE, type StoreChoice } from './store-flags.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
 Runs the callback service: accepts hook calls on POST /v1/hooks, stores them durably (SQLite in the
-data dir) and delivers them to subscribers, with retries and a dead-letter list.
+data dir, or NATS JetStream with --store nats://...) and delivers them to subscribers, with retries
+and a dead-letter list.
 
 Options:
   --port N                     listen port (default 8080; 0 picks a free one)
@@ -29,7 +31,7 @@ Options:
                                fsync  once the event is fdatasync'ed: survives a process crash and a power loss
                                write  once the event is in the OS page cache: survives a process crash; a power
                                       loss or kernel crash can lose the last ~200 ms of events
-  --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
+${STORE_USAGE}  --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
                                without it the cluster is used in a pod, or when --subscribers-configmap is given
   --watch-grace D              how long the status watcher waits for a hook before reporting a fact (default 60s)
   --subscribers-configmap NAME read subscribers from this ConfigMap (watched) instead of a file
@@ -50,6 +52,7 @@ export interface CallbackFlags {
   adminTokenFile?: string;
   retryScale: number;
   durability: Durability;
+  store: StoreChoice;
   cluster: boolean;
   watchGraceMs: number;
   configMap?: string;
@@ -78,6 +81,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
       namespace: { type: 'string' },
       'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
       help: { type: 'boolean', short: 'h', default: false },
+      ...STORE_OPTIONS,
     },
   });
   const v = parsed.values;
@@ -100,6 +104,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   const watchGraceMs = durationMs(v['watch-grace'], 1000);
   if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
   if (!LOG_LEVELS.includes(v['log-level'])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const store = parseStoreFlags(v, env);
   if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
   if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
@@ -115,6 +120,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     ...(v['admin-token-file'] ? { adminTokenFile: v['admin-token-file'] } : {}),
     retryScale,
     durability,
+    store,
     // The cluster is used when asked for (a ConfigMap) or when running in a pod, never by accident
     // from a developer's kubeconfig.
     cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
@@ -213,6 +219,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       ...(flags.adminTokenFile ? { adminTokenFile: flags.adminTokenFile } : {}),
       retryScale: flags.retryScale,
       durability: flags.durability,
+      store: flags.store,
     });
   } catch (err) {
     await subscribers?.close();

@@ -64,7 +64,13 @@ function isWrongSequence(err: unknown): boolean {
   return code === 10071 || /wrong last sequence/i.test(errorMessage(err));
 }
 
-export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<DeliveryStore> {
+/** The store, plus word of work another replica made (new or replayed deliveries, freed slots). */
+export interface JetStreamStore extends DeliveryStore {
+  /** The listener gets subscriber names whose lanes should look for work (the worker's notify). */
+  onWork(listener: (subscribers: string[]) => void): void;
+}
+
+export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<JetStreamStore> {
   const settings: JetStreamSettings = {
     prefix: DEFAULT_PREFIX,
     replicas: 1,
@@ -117,25 +123,29 @@ async function storeOn(
   opts: JetStreamStoreOptions,
   usable: () => boolean,
   markClosed: () => void,
-): Promise<DeliveryStore> {
+): Promise<JetStreamStore> {
   const mirror = createMirror();
   const laneKey = (sub: string) => `lane.${keyToken(sub)}`;
   const offKey = (sub: string) => `off.${keyToken(sub)}`;
   const disabledReason = (sub: string) => mirror.disabledReason(sub);
 
-  function applyEventEntry(e: KvEntry): void {
-    mirror.applyEvent(e.key, e.revision, e.operation === 'PUT' ? e.json<EventRecord>() : undefined);
+  let onWork: (subscribers: string[]) => void = () => undefined;
+
+  /** Returns the subscribers with work new to this replica. */
+  function applyEventEntry(e: KvEntry): string[] {
+    return [...mirror.applyEvent(e.key, e.revision, e.operation === 'PUT' ? e.json<EventRecord>() : undefined)];
   }
-  function applySubsEntry(e: KvEntry): void {
+  function applySubsEntry(e: KvEntry): string[] {
     const [kind, ...rest] = e.key.split('.');
     const sub = fromKeyToken(rest.join('.'));
     const put = e.operation === 'PUT';
-    if (kind === 'lane') mirror.applyLane(sub, e.revision, put ? e.json<LaneRecord>().leases : undefined);
-    else if (kind === 'off') mirror.applyDisabled(sub, e.revision, put ? e.json<DisabledState>() : undefined);
+    if (kind === 'lane') return mirror.applyLane(sub, e.revision, put ? e.json<LaneRecord>().leases : undefined) ? [sub] : [];
+    if (kind === 'off') mirror.applyDisabled(sub, e.revision, put ? e.json<DisabledState>() : undefined);
+    return [];
   }
 
   /** Follows a bucket into the mirror; resolves once everything stored at the start has been seen. */
-  async function follow(kv: KV, apply: (e: KvEntry) => void): Promise<{ stop(): void }> {
+  async function follow(kv: KV, apply: (e: KvEntry) => string[]): Promise<{ stop(): void }> {
     const last = (await kv.status()).streamInfo.state.last_seq;
     const it = await kv.watch({ include: KvWatchInclude.LastValue });
     let caughtUp: () => void = () => undefined;
@@ -144,7 +154,10 @@ async function storeOn(
     void (async () => {
       for await (const e of it) {
         try {
-          apply(e);
+          // What another replica wrote wakes this replica's lanes: a delivery it accepted or
+          // replayed, a slot it freed. Own writes were applied already and come back as no-ops.
+          const subs = apply(e);
+          if (subs.length > 0) onWork(subs);
         } catch (err) {
           opts.log?.error({ err: errorMessage(err), key: e.key }, 'unreadable entry in a kfp-notify bucket; ignored');
         }
@@ -373,7 +386,20 @@ async function storeOn(
 
     claim: (sub, o) => claimOne(sub, o),
     claimMany: (requests, now) => Promise.all(requests.map((r) => claimOne(r.subscriber, { now, limit: r.limit, leaseMs: r.leaseMs }))),
-    nextDueAt: async (sub) => mirror.nextDueAt(sub),
+    async nextDueAt(sub) {
+      const next = mirror.nextDueAt(sub);
+      const cap = opts.maxLeased?.(sub);
+      if (next === undefined || cap === undefined) return next;
+      // All slots taken (by any replica): nothing is claimable before a lease ends; the watch says
+      // sooner when a holder settles.
+      const now = Date.now();
+      const live = [...mirror.laneOf(sub).leases.values()].filter((end) => end > now);
+      return live.length >= cap ? Math.max(next, Math.min(...live)) : next;
+    },
+
+    onWork(listener) {
+      onWork = listener;
+    },
 
     ...settleMethods(settle),
 

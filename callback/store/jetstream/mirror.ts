@@ -76,9 +76,13 @@ class DueHeap {
 }
 
 export interface Mirror {
-  /** Applies an event entry (or its deletion, record undefined) if newer than what is known. */
-  applyEvent(key: string, revision: number, record: EventRecord | undefined): void;
-  applyLane(sub: string, revision: number, leases: Record<string, number> | undefined): void;
+  /**
+   * Applies an event entry (or its deletion, record undefined) if newer than what is known. Returns
+   * the subscribers that have a new or rescheduled pending delivery in it (work for their lanes).
+   */
+  applyEvent(key: string, revision: number, record: EventRecord | undefined): Set<string>;
+  /** Returns whether a lease ended early (a slot or a delivery became free before its lease end). */
+  applyLane(sub: string, revision: number, leases: Record<string, number> | undefined): boolean;
   applyDisabled(sub: string, revision: number, state: DisabledState | undefined): void;
   eventRevision(key: string): number | undefined;
   laneOf(sub: string): { revision: number; leases: Map<number, number> };
@@ -124,8 +128,9 @@ export function createMirror(): Mirror {
     if (!h) heaps.set(sub, (h = new DueHeap()));
     return h;
   }
-  function track(d: MirroredDelivery): void {
+  function track(d: MirroredDelivery): boolean {
     if (d.state === 'pending') heapOf(d.sub).push(effectiveDue(d), d.id);
+    return d.state === 'pending';
   }
 
   function forget(ev: MirroredEvent): void {
@@ -137,7 +142,8 @@ export function createMirror(): Mirror {
   }
 
   /** `before`: the event's deliveries as known until now, so only a changed due time is filed again. */
-  function remember(key: string, ev: MirroredEvent, before: MirroredEvent | undefined): void {
+  function remember(key: string, ev: MirroredEvent, before: MirroredEvent | undefined): Set<string> {
+    const work = new Set<string>();
     const old = new Map(before?.deliveries.map((d) => [d.id, d]));
     for (const d of ev.deliveries) {
       byId.set(d.id, { key, d });
@@ -146,9 +152,10 @@ export function createMirror(): Mirror {
         if (!m) pendingBySub.set(d.sub, (m = new Map()));
         m.set(d.id, d);
         const was = old.get(d.id);
-        if (!(was?.state === 'pending' && was.dueAt === d.dueAt)) track(d);
+        if (!(was?.state === 'pending' && was.dueAt === d.dueAt) && track(d)) work.add(d.sub);
       } else if (d.state === 'dead') deadById.set(d.id, d);
     }
+    return work;
   }
 
   /** Pops stale heap entries; returns the top that is current (key equals its effective due). */
@@ -166,13 +173,13 @@ export function createMirror(): Mirror {
   return {
     applyEvent(key, revision, record) {
       const known = events.get(key);
-      if (known && known.revision >= revision) return;
-      if ((deletedAt.get(key) ?? 0) >= revision) return;
+      if (known && known.revision >= revision) return new Set();
+      if ((deletedAt.get(key) ?? 0) >= revision) return new Set();
       if (known) forget(known);
       if (!record) {
         events.delete(key);
         deletedAt.set(key, revision);
-        return;
+        return new Set();
       }
       deletedAt.delete(key);
       const seq = record.seq ?? revision;
@@ -183,21 +190,24 @@ export function createMirror(): Mirror {
         deliveries: record.deliveries.map((d) => ({ ...d, id: deliveryId(seq, d.i), eventId: record.event.EventId })),
       };
       events.set(key, ev);
-      remember(key, ev, known);
+      return remember(key, ev, known);
     },
 
     applyLane(sub, revision, leases) {
       const known = lanes.get(sub);
-      if (known && known.revision >= revision) return;
+      if (known && known.revision >= revision) return false;
       const next: Lane = { revision, leases: new Map(Object.entries(leases ?? {}).map(([id, until]) => [Number(id), until])) };
       lanes.set(sub, next);
       // Every delivery whose lease changed gets its new claimable time in the heap.
       const touched = new Set<number>([...(known?.leases.keys() ?? []), ...next.leases.keys()]);
+      let freed = false;
       for (const id of touched) {
         if (known?.leases.get(id) === next.leases.get(id)) continue;
+        if (!next.leases.has(id)) freed = true;
         const d = byId.get(id)?.d;
         if (d) track(d);
       }
+      return freed;
     },
 
     applyDisabled(sub, revision, state) {
