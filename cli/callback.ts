@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { resolveDataDir } from '../common/data-dir.js';
@@ -10,7 +11,7 @@ import { durationMs } from '../callback/subscribers/duration.js';
 import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscribers/file-source.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
-import { parseStoreFlags, STORE_OPTIONS, STORE_USAGE, type StoreChoice } from './store-flags.js';
+import { parseStoreFlags, parseWatchLease, STORE_OPTIONS, STORE_USAGE, type StoreChoice } from './store-flags.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
@@ -53,6 +54,7 @@ export interface CallbackFlags {
   retryScale: number;
   durability: Durability;
   store: StoreChoice;
+  watchLease?: string;
   cluster: boolean;
   watchGraceMs: number;
   configMap?: string;
@@ -105,6 +107,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   if (watchGraceMs === undefined) throw new UsageError(`--watch-grace must be a duration such as 60s, 2m or 500ms (got ${v['watch-grace']})`);
   if (!LOG_LEVELS.includes(v['log-level'])) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const store = parseStoreFlags(v, env);
+  const watchLease = parseWatchLease(v, store);
   if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
   if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
@@ -121,6 +124,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     retryScale,
     durability,
     store,
+    ...(watchLease ? { watchLease } : {}),
     // The cluster is used when asked for (a ConfigMap) or when running in a pod, never by accident
     // from a developer's kubeconfig.
     cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
@@ -160,6 +164,8 @@ async function connectCluster(flags: CallbackFlags, env: NodeJS.ProcessEnv, log:
     log,
     registry,
     watchGraceMs: flags.watchGraceMs,
+    // Several replicas: the watcher runs on the one holding the Lease (others take over within 12 s).
+    ...(flags.watchLease ? { watchLease: { namespace, name: flags.watchLease, identity: env.POD_NAME || `${hostname()}-${process.pid}` } } : {}),
     // Retry schedules are scaled once, by the worker (--retry-scale), whatever the subscribers' source.
     ...(flags.configMap ? { subscribers: { namespace, configMapName: flags.configMap } } : {}),
   });

@@ -24,6 +24,9 @@ export const STORE_USAGE = `  --store S                    where events and the 
   --nats-storage S             file or memory, for the buckets the callback creates (default file)
   --nats-lease D               how long a claim on a delivery holds: what a dead replica held is
                                sent by another after at most this (default 30s)
+  --watch-lease NAME           with several replicas, the status watcher runs on the one holding this
+                               Kubernetes Lease (default kfp-notify-watcher with --store nats://...;
+                               none: on every replica)
 `;
 
 export const STORE_OPTIONS = {
@@ -37,6 +40,7 @@ export const STORE_OPTIONS = {
   'nats-replicas': { type: 'string' },
   'nats-storage': { type: 'string' },
   'nats-lease': { type: 'string' },
+  'watch-lease': { type: 'string' },
 } as const;
 
 export type StoreChoice = 'sqlite' | 'memory' | { nats: JetStreamSettings };
@@ -46,6 +50,17 @@ type StoreValues = Partial<Record<keyof typeof STORE_OPTIONS, string>>;
 function readableFile(flag: string, file: string | undefined): string | undefined {
   if (file !== undefined && !existsSync(file)) throw new UsageError(`${flag}: no such file ${file}`);
   return file;
+}
+
+export const DEFAULT_WATCH_LEASE = 'kfp-notify-watcher';
+
+/** The Lease that elects the one replica running the status watcher, or undefined (run it here). */
+export function parseWatchLease(v: StoreValues, store: StoreChoice): string | undefined {
+  const name = v['watch-lease'] ?? (typeof store === 'object' ? DEFAULT_WATCH_LEASE : 'none');
+  if (name === 'none') return undefined;
+  // A Kubernetes object name (DNS subdomain).
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) throw new UsageError(`--watch-lease must be a Kubernetes object name or none (got ${name})`);
+  return name;
 }
 
 export function parseStoreFlags(v: StoreValues, env: NodeJS.ProcessEnv): StoreChoice {
