@@ -37,7 +37,7 @@ export interface EventRecord {
   deliveries: DeliveryEntry[];
 }
 
-/** Room for this many subscribers per event in a delivery id (ids stay exact below 2^53 up to sequence 2^41). */
+/** Room for this many subscribers per event in a delivery id (ids stay below 2^53 for entry sequences below 2^41). */
 export const ID_STRIDE = 4096;
 
 export function deliveryId(seq: number, i: number): number {
