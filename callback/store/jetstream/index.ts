@@ -56,6 +56,14 @@ export interface JetStreamStoreOptions extends Partial<JetStreamSettings> {
   name?: string;
 }
 
+/**
+ * How long after another replica's write this replica's lanes look for the work it made. The replica
+ * that accepted an event claims its deliveries at once; the others look a moment later, so that they
+ * do not all race for the same lane entry (a lost compare-and-set costs a re-read and a retry), yet
+ * take over at once if it cannot.
+ */
+const REMOTE_WAKE_MS = 250;
+
 /** A claim that loses a compare-and-set re-reads and tries again, this many times at most. */
 const CAS_TRIES = 20;
 
@@ -130,6 +138,19 @@ async function storeOn(
   const disabledReason = (sub: string) => mirror.disabledReason(sub);
 
   let onWork: (subscribers: string[]) => void = () => undefined;
+  const wake = new Set<string>();
+  let wakeTimer: NodeJS.Timeout | undefined;
+  function wakeSoon(subs: readonly string[]): void {
+    for (const s of subs) wake.add(s);
+    if (wakeTimer) return;
+    wakeTimer = setTimeout(() => {
+      wakeTimer = undefined;
+      const batch = [...wake];
+      wake.clear();
+      onWork(batch);
+    }, REMOTE_WAKE_MS);
+    wakeTimer.unref();
+  }
 
   /** Returns the subscribers with work new to this replica. */
   function applyEventEntry(e: KvEntry): string[] {
@@ -157,7 +178,7 @@ async function storeOn(
           // What another replica wrote wakes this replica's lanes: a delivery it accepted or
           // replayed, a slot it freed. Own writes were applied already and come back as no-ops.
           const subs = apply(e);
-          if (subs.length > 0) onWork(subs);
+          if (subs.length > 0) wakeSoon(subs);
         } catch (err) {
           opts.log?.error({ err: errorMessage(err), key: e.key }, 'unreadable entry in a kfp-notify bucket; ignored');
         }
@@ -509,6 +530,7 @@ async function storeOn(
     async close() {
       if (!usable() && nc.isClosed()) return;
       markClosed();
+      if (wakeTimer) clearTimeout(wakeTimer);
       for (const w of watches) w.stop();
       await Promise.allSettled(chains.values());
       await nc.close().catch(() => undefined);
