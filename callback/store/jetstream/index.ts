@@ -86,7 +86,13 @@ export async function openJetStreamStore(opts: JetStreamStoreOptions): Promise<J
     leaseMs: DEFAULT_LEASE_MS,
     ...opts,
   };
-  const nc: NatsConnection = await connect(connectionOptions(settings, opts.name ?? 'kfp-notify-callback'));
+  let nc: NatsConnection;
+  try {
+    nc = await connect(connectionOptions(settings, opts.name ?? 'kfp-notify-callback'));
+  } catch (err) {
+    // A refusal (bad credentials, TLS): said once, clearly; the process exits rather than retrying forever.
+    throw new StoreUnavailableError(`NATS JetStream: cannot connect to ${settings.servers.join(',')}: ${errorMessage(err)}`);
+  }
   let connected = true;
   let closed = false;
   void (async () => {

@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeCert } from '../../helpers/tls.js';
 import { openJetStreamStore, type JetStreamStore, type JetStreamStoreOptions } from '../../../callback/store/jetstream/index.js';
 import { StoreUnavailableError } from '../../../callback/store/types.js';
 import { makeEvent } from './events.js';
@@ -146,6 +150,38 @@ describe('JetStream store: NATS unreachable', () => {
     } finally {
       await s.close();
       await own.dispose();
+    }
+  }, 60_000);
+});
+
+describe('JetStream store: credentials and TLS from files', () => {
+  it('connects over TLS (CA from a file) with a token from a file; a wrong token is refused with a clear error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfp-notify-nats-tls-'));
+    const cert = await makeCert();
+    const certFile = join(dir, 'server.crt');
+    const keyFile = join(dir, 'server.key');
+    writeFileSync(certFile, cert.cert);
+    writeFileSync(keyFile, cert.key);
+    const token = 'nats-token-0123456789abcdef';
+    writeFileSync(join(dir, 'token'), `${token}\n`);
+    writeFileSync(join(dir, 'wrong'), 'not-the-token\n');
+    const own = await startNatsServer({ extraArgs: ['--auth', token, '--tls', '--tlscert', certFile, '--tlskey', keyFile] });
+    try {
+      const servers = [own.url.replace('nats://', 'tls://')];
+      const s = await openJetStreamStore({ servers, prefix: 'tls', tokenFile: join(dir, 'token'), tlsCaFile: certFile });
+      const e = makeEvent({ seq: 1 });
+      expect(await s.accept([{ event: e, subscribers: ['a'] }], 1)).toEqual([{ eventId: e.EventId, duplicate: false }]);
+      expect(await s.getEvent(e.EventId)).toEqual(e);
+      await s.close();
+      const refused = await openJetStreamStore({ servers, prefix: 'tls', tokenFile: join(dir, 'wrong'), tlsCaFile: certFile }).then(
+        (x) => x.close().then(() => 'connected'),
+        (err: unknown) => String(err),
+      );
+      expect(refused).toMatch(/StoreUnavailableError: NATS JetStream: .*(Authorization|authorization)/);
+      expect(refused).not.toContain('not-the-token');
+    } finally {
+      await own.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });
