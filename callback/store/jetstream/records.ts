@@ -119,12 +119,13 @@ export function disableEntry(d: DeliveryEntry, reason: string, now: number): boo
 }
 
 /**
- * prune: drops delivered deliveries settled before `before`; 'delete' when the whole event can go
- * (accepted before `before`, nothing pending or dead), 'keep' when nothing changed.
+ * prune, as SQLite and memory do it: drops delivered deliveries settled before `before`; 'delete'
+ * when the whole event can go (accepted before `before`, no delivery left: none pending, dead or
+ * delivered since), 'keep' when nothing changed.
  */
 export function pruneRecord(r: EventRecord, before: number): 'delete' | 'keep' | 'update' {
   const kept = r.deliveries.filter((d) => !(d.state === 'delivered' && d.updatedAt < before));
-  if (r.acceptedAt < before && kept.every((d) => d.state === 'delivered')) return 'delete';
+  if (r.acceptedAt < before && kept.length === 0) return 'delete';
   if (kept.length === r.deliveries.length) return 'keep';
   r.deliveries = kept;
   return 'update';

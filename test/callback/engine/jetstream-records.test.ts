@@ -40,6 +40,11 @@ describe('JetStream store records (pure)', () => {
     const cut = structuredClone(r);
     expect(pruneRecord(cut, 100)).toBe('update');
     expect(cut.deliveries.map((d) => d.sub)).toEqual(['b']);
+    const late = structuredClone(r);
+    settleEntry(late.deliveries[1]!, 'delivered', 200, { now: 200 });
+    // Delivered after the cut: the event stays with that delivery, as in SQLite and memory.
+    expect(pruneRecord(late, 100)).toBe('update');
+    expect(late.deliveries.map((d) => d.sub)).toEqual(['b']);
     settleEntry(r.deliveries[1]!, 'delivered', 2, { now: 2 });
     expect(pruneRecord(r, 100)).toBe('delete');
   });
