@@ -4,28 +4,38 @@ import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import type { Logger } from '../../../common/logger.js';
 import { errorMessage } from '../../../common/error-message.js';
 import {
+  DAY_MS,
   StoreUnavailableError,
+  foldStats,
+  matchesDeadLetterFilter,
+  matchesEventQuery,
   selectsDeadLetter,
   settleMethods,
   type ClaimedDelivery,
   type ClaimOptions,
   type DeadLetter,
+  type DeadLetterKey,
   type DeliveryStore,
+  type DeliveryView,
   type DisabledState,
+  type EventSummary,
   type SettleFn,
 } from '../types.js';
 import { connectionOptions, DEFAULT_LEASE_MS, DEFAULT_PREFIX, type JetStreamSettings } from './config.js';
-import { createMirror } from './mirror.js';
+import { createMirror, type MirroredDelivery } from './mirror.js';
 import {
   deliveryId,
   disableEntry,
   fromKeyToken,
   keyToken,
+  logAttempt,
   newEventRecord,
   pruneRecord,
   replayEntry,
+  serializeRecord,
   settleEntry,
   splitDeliveryId,
+  type DeliveryEntry,
   type EventRecord,
   type LaneRecord,
 } from './records.js';
@@ -41,7 +51,8 @@ import {
  * - `<prefix>-subscribers`: `lane.<sub>` holds the leases on that subscriber's deliveries, written by
  *   compare-and-set, so a claim is exclusive across replicas and the number of live leases is capped
  *   at the subscriber's maxConcurrency (maxLeased) whichever replica holds them; `off.<sub>` marks a
- *   disabled subscriber.
+ *   disabled subscriber; `fail.<sub>` marks one failing since a time (created by compare-and-set, so
+ *   the first mark stays). The attempt log is kept in the event's entry, with each delivery.
  * Each replica follows both buckets with a watch into an in-memory index (mirror.ts) to find due
  * deliveries without scanning. A lease ends after at most `leaseMs` (default 30 s): what a dead
  * replica held is then claimable by the others with the same delivery id (same webhook-id).
@@ -141,6 +152,7 @@ async function storeOn(
   const mirror = createMirror();
   const laneKey = (sub: string) => `lane.${keyToken(sub)}`;
   const offKey = (sub: string) => `off.${keyToken(sub)}`;
+  const failKey = (sub: string) => `fail.${keyToken(sub)}`;
   const disabledReason = (sub: string) => mirror.disabledReason(sub);
 
   let onWork: (subscribers: string[]) => void = () => undefined;
@@ -168,6 +180,7 @@ async function storeOn(
     const put = e.operation === 'PUT';
     if (kind === 'lane') return mirror.applyLane(sub, e.revision, put ? e.json<LaneRecord>().leases : undefined) ? [sub] : [];
     if (kind === 'off') mirror.applyDisabled(sub, e.revision, put ? e.json<DisabledState>() : undefined);
+    if (kind === 'fail') mirror.applyFailing(sub, e.revision, put ? e.json<{ since: number }>().since : undefined);
     return [];
   }
 
@@ -231,7 +244,7 @@ async function storeOn(
         r.seq ??= e.revision;
         if (!change(r)) return false;
         try {
-          const rev = await eventsKv.update(key, JSON.stringify(r), e.revision);
+          const rev = await eventsKv.update(key, serializeRecord(r), e.revision);
           mirror.applyEvent(key, rev, r);
           return true;
         } catch (err) {
@@ -350,7 +363,12 @@ async function storeOn(
     const { seq, i } = splitDeliveryId(id);
     await mutateEvent(key, (r) => {
       const d = r.seq === seq ? r.deliveries.find((x) => x.i === i) : undefined;
-      return d !== undefined && settleEntry(d, state, dueAt, note);
+      if (d === undefined) return false;
+      // As in SQLite and memory: the attempt is logged even when the mark moves nothing (a failure
+      // after disable); both go in the same compare-and-set.
+      const moved = settleEntry(d, state, dueAt, note);
+      if (note.attempt) logAttempt(d, note.attempt);
+      return moved || note.attempt !== undefined;
     });
     await dropLeases(sub, [id]);
   };
@@ -388,6 +406,48 @@ async function storeOn(
     return changed.sort((a, b) => a - b);
   }
 
+  function deadKey(d: MirroredDelivery): DeadLetterKey {
+    const info = mirror.eventInfo(mirror.eventKeyOf(d.id) ?? '');
+    return { id: d.id, subscriber: d.sub, kfpRunId: info?.fields.KfpRunId, deadAt: d.updatedAt };
+  }
+
+  /** A stored delivery as the dashboard shows it; a claimed one is due at its lease end, as in SQLite. */
+  function view(r: EventRecord, d: DeliveryEntry): DeliveryView {
+    const id = deliveryId(r.seq ?? 0, d.i);
+    const leaseEnd = d.state === 'pending' ? mirror.laneOf(d.sub).leases.get(id) : undefined;
+    return {
+      id,
+      eventId: r.event.EventId,
+      subscriber: d.sub,
+      state: d.state,
+      attempts: d.attempts,
+      dueAt: leaseEnd !== undefined && leaseEnd > d.dueAt ? leaseEnd : d.dueAt,
+      ...(d.lastStatus !== undefined ? { lastStatus: d.lastStatus } : {}),
+      ...(d.lastError !== undefined ? { lastError: d.lastError } : {}),
+      updatedAt: d.updatedAt,
+    };
+  }
+  const viewsOf = (r: EventRecord): DeliveryView[] =>
+    r.deliveries.map((d) => view(r, d)).sort((a, b) => (a.subscriber < b.subscriber ? -1 : a.subscriber > b.subscriber ? 1 : 0));
+
+  /** The stored record and entry of one delivery id, read from KV. */
+  async function readDelivery(id: number): Promise<{ record: EventRecord; entry: DeliveryEntry } | undefined> {
+    const key = mirror.eventKeyOf(id);
+    if (key === undefined) return undefined;
+    const record = (await readEvents([key])).get(key)?.record;
+    const { seq, i } = splitDeliveryId(id);
+    const entry = record?.seq === seq ? record.deliveries.find((x) => x.i === i) : undefined;
+    return record && entry ? { record, entry } : undefined;
+  }
+
+  async function clearFailing(sub: string): Promise<void> {
+    const e = await nats('read failing', () => subsKv.get(failKey(sub)));
+    if (!e || e.operation !== 'PUT') return;
+    await nats('clear failing', () => subsKv.delete(failKey(sub)));
+    // As for enable: the delete marker's revision is above the entry's.
+    mirror.applyFailing(sub, e.revision + 1, undefined);
+  }
+
   return {
     async accept(items, now) {
       guard();
@@ -398,7 +458,9 @@ async function storeOn(
           if (seen.has(eventId)) return { eventId, duplicate: true };
           seen.add(eventId);
           const key = keyToken(eventId);
-          const record = newEventRecord(event, subscribers, now, disabledReason);
+          // As in SQLite: acceptance times never go back (as far as this replica has seen), so
+          // acceptance order is time order for the events search.
+          const record = newEventRecord(event, subscribers, Math.max(now, mirror.lastAcceptedAt()), disabledReason);
           try {
             const rev = await nats('store event', () => eventsKv.create(key, JSON.stringify(record)));
             mirror.applyEvent(key, rev, record);
@@ -442,7 +504,7 @@ async function storeOn(
     async listDeadLetters(o = {}) {
       const rows = mirror
         .dead()
-        .filter((d) => o.subscriber === undefined || d.sub === o.subscriber)
+        .filter((d) => matchesDeadLetterFilter(o, deadKey(d)))
         .sort((a, b) => a.updatedAt - b.updatedAt || a.id - b.id)
         .slice(0, o.limit ?? 1000);
       const records = await readEvents(rows.map((d) => mirror.eventKeyOf(d.id) ?? ''));
@@ -468,7 +530,7 @@ async function storeOn(
       guard();
       const ids = mirror
         .dead()
-        .filter((d) => selectsDeadLetter(selector, { id: d.id, subscriber: d.sub }))
+        .filter((d) => selectsDeadLetter(selector, deadKey(d)))
         .map((d) => d.id);
       return changeDeliveries(ids, (d) => replayEntry(d, now));
     },
@@ -488,6 +550,7 @@ async function storeOn(
     },
 
     async enable(sub) {
+      await clearFailing(sub);
       const e = await nats('read disabled', () => subsKv.get(offKey(sub)));
       if (!e || e.operation !== 'PUT') return false;
       await nats('enable', () => subsKv.delete(offKey(sub)));
@@ -502,6 +565,22 @@ async function storeOn(
       const e = await nats('read event', () => eventsKv.get(keyToken(eventId)));
       return e && e.operation === 'PUT' ? e.json<EventRecord>().event : undefined;
     },
+
+    async markFailing(sub, since) {
+      try {
+        const rev = await nats('mark failing', () => subsKv.create(failKey(sub), JSON.stringify({ since })));
+        mirror.applyFailing(sub, rev, since);
+      } catch (err) {
+        if (!(isWrongSequence(err) || isWrongSequence((err as { cause?: unknown }).cause))) throw err;
+        // Marked already (by any replica): the earlier mark stays; learn it now rather than from the watch.
+        const e = await nats('read failing', () => subsKv.get(failKey(sub)));
+        if (e) applySubsEntry(e);
+      }
+    },
+
+    clearFailing,
+
+    failingSince: async () => mirror.failing(),
 
     async prune(before) {
       guard();
@@ -522,7 +601,7 @@ async function storeOn(
               mirror.applyEvent(key, e.revision + 1, undefined);
               removed++;
             } else if (verdict === 'update') {
-              mirror.applyEvent(key, await eventsKv.update(key, JSON.stringify(r), e.revision), r);
+              mirror.applyEvent(key, await eventsKv.update(key, serializeRecord(r), e.revision), r);
             }
           } catch (err) {
             // Changed meanwhile by another replica: the next prune looks again.
@@ -531,6 +610,48 @@ async function storeOn(
         });
       }
       return removed;
+    },
+
+    // --- Delivery dashboard: searched in this replica's index, bodies and logs read from KV ---
+    async listEvents(query) {
+      guard();
+      const page: string[] = [];
+      let next: number | undefined;
+      for (const [key, info] of mirror.latestFirst(query.before)) {
+        if (!matchesEventQuery(query, info.fields, info.acceptedAt)) continue;
+        if (page.length === query.limit) {
+          next = mirror.eventInfo(page.at(-1) ?? '')?.seq;
+          break;
+        }
+        page.push(key);
+      }
+      const records = await readEvents(page);
+      const events = page.flatMap((key): EventSummary[] => {
+        const r = records.get(key)?.record;
+        return r ? [{ seq: r.seq ?? 0, acceptedAt: r.acceptedAt, event: r.event, deliveries: viewsOf(r) }] : [];
+      });
+      return next === undefined ? { events } : { events, next };
+    },
+
+    async eventDeliveries(eventId) {
+      const key = keyToken(eventId);
+      const r = (await readEvents([key])).get(key)?.record;
+      return r ? viewsOf(r) : [];
+    },
+
+    async getDelivery(id) {
+      const found = await readDelivery(id);
+      return found && { ...view(found.record, found.entry), event: found.record.event };
+    },
+
+    async listAttempts(id) {
+      const found = await readDelivery(id);
+      return (found?.entry.log ?? []).map(({ n, ...a }) => ({ ...a, id: n, deliveryId: id, subscriber: found?.entry.sub ?? '' }));
+    },
+
+    async subscriberStats(now) {
+      guard();
+      return foldStats(mirror.attemptsSince(now - DAY_MS), mirror.depth(), now);
     },
 
     async close() {

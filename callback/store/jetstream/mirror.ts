@@ -1,22 +1,38 @@
-import type { DisabledState } from '../types.js';
+import type { KfpEvent } from '../../types.js';
+import type { AttemptLog, DisabledState } from '../types.js';
 import { deliveryId, type DeliveryEntry, type EventRecord } from './records.js';
 
 /**
  * Every replica's in-memory index of the shared state, fed by a KV watch (and by its own writes at
  * once, so a replica reads what it just wrote): which deliveries are pending, due when, leased until
- * when, dead, and which subscribers are disabled. Event bodies are not kept (they are read from KV
- * when a delivery is claimed), so 100,000 pending deliveries cost a few tens of MB.
+ * when, dead, which subscribers are disabled or failing, each event's search fields (run, pipeline,
+ * namespace, type, acceptance) and the attempt log without its requests (for the dashboard's stats).
+ * Event bodies and logged requests are not kept (they are read from KV when needed), so 100,000
+ * pending deliveries cost a few tens of MB.
  * Pure data structure: no I/O.
  */
 
-export interface MirroredDelivery extends DeliveryEntry {
+/** A logged attempt as the stats need it: no request. */
+export type AttemptSummary = Pick<AttemptLog, 'subscriber' | 'startedAt' | 'durationMs' | 'outcome' | 'status' | 'error'>;
+
+export interface MirroredDelivery extends Omit<DeliveryEntry, 'log'> {
   id: number;
   eventId: string;
+  log: AttemptSummary[];
 }
 
-interface MirroredEvent {
-  revision: number;
+/** The fields the events search filters on. */
+export type SearchFields = Pick<KfpEvent, 'KfpRunId' | 'PipelineName' | 'Namespace' | 'EventType'>;
+
+export interface EventInfo {
+  /** The entry's first revision: acceptance order, the events search's keyset cursor. */
+  seq: number;
   acceptedAt: number;
+  fields: SearchFields;
+}
+
+interface MirroredEvent extends EventInfo {
+  revision: number;
   eventId: string;
   deliveries: MirroredDelivery[];
 }
@@ -102,6 +118,15 @@ export interface Mirror {
   disabledReason(sub: string): string | undefined;
   /** Events with their deliveries, for prune. */
   events(): IterableIterator<[string, { revision: number; acceptedAt: number; deliveries: readonly MirroredDelivery[] }]>;
+  eventInfo(key: string): EventInfo | undefined;
+  /** Event keys in acceptance order, latest first, accepted before the one with seq `before`. */
+  latestFirst(before?: number): Generator<[string, EventInfo]>;
+  /** The latest acceptance time seen (new events are accepted no earlier: acceptance order is time order). */
+  lastAcceptedAt(): number;
+  /** Logged attempts that started at or after `from`, oldest first. */
+  attemptsSince(from: number): AttemptSummary[];
+  applyFailing(sub: string, revision: number, since: number | undefined): void;
+  failing(): Record<string, number>;
 }
 
 export function createMirror(): Mirror {
@@ -115,6 +140,34 @@ export function createMirror(): Mirror {
   const disabled = new Map<string, { revision: number; state: DisabledState | undefined }>();
   // Deletions seen (revision), so that an older put arriving late through the watch is not resurrected.
   const deletedAt = new Map<string, number>();
+  // (seq, key) in ascending seq; entries of deleted or re-created events stay until compacted and are
+  // skipped on reading (their seq no longer matches the event's).
+  const order: { seq: number; key: string }[] = [];
+  let stale = 0;
+  let maxAcceptedAt = 0;
+  const failingMarks = new Map<string, { revision: number; since: number | undefined }>();
+
+  function file(seq: number, key: string): void {
+    let lo = order.length;
+    // Almost always appended: new entries have the highest revision.
+    if (lo > 0 && (order[lo - 1] as { seq: number }).seq > seq) {
+      lo = 0;
+      let hi = order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((order[mid] as { seq: number }).seq < seq) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    order.splice(lo, 0, { seq, key });
+  }
+  function unfiled(): void {
+    if (++stale < 1024 || stale < order.length / 2) return;
+    const live = order.filter((o) => events.get(o.key)?.seq === o.seq);
+    order.length = 0;
+    order.push(...live);
+    stale = 0;
+  }
 
   const laneOf = (sub: string): Lane => lanes.get(sub) ?? { revision: 0, leases: new Map() };
 
@@ -179,17 +232,38 @@ export function createMirror(): Mirror {
       if (!record) {
         events.delete(key);
         deletedAt.set(key, revision);
+        if (known) unfiled();
         return new Set();
       }
       deletedAt.delete(key);
       const seq = record.seq ?? revision;
+      const { event } = record;
       const ev: MirroredEvent = {
         revision,
+        seq,
         acceptedAt: record.acceptedAt,
-        eventId: record.event.EventId,
-        deliveries: record.deliveries.map((d) => ({ ...d, id: deliveryId(seq, d.i), eventId: record.event.EventId })),
+        fields: { KfpRunId: event.KfpRunId, PipelineName: event.PipelineName, Namespace: event.Namespace, EventType: event.EventType },
+        eventId: event.EventId,
+        deliveries: record.deliveries.map(({ log, ...d }) => ({
+          ...d,
+          id: deliveryId(seq, d.i),
+          eventId: event.EventId,
+          log: (log ?? []).map((a) => ({
+            subscriber: d.sub,
+            startedAt: a.startedAt,
+            durationMs: a.durationMs,
+            outcome: a.outcome,
+            ...(a.status !== undefined ? { status: a.status } : {}),
+            ...(a.error !== undefined ? { error: a.error } : {}),
+          })),
+        })),
       };
       events.set(key, ev);
+      if (known?.seq !== seq) {
+        if (known) unfiled();
+        file(seq, key);
+      }
+      maxAcceptedAt = Math.max(maxAcceptedAt, record.acceptedAt);
       return remember(key, ev, known);
     },
 
@@ -254,5 +328,38 @@ export function createMirror(): Mirror {
     disabled: () => Object.fromEntries([...disabled].flatMap(([sub, v]) => (v.state ? [[sub, { ...v.state }]] : []))),
     disabledReason: (sub) => disabled.get(sub)?.state?.reason,
     events: () => events.entries(),
+    eventInfo(key) {
+      const ev = events.get(key);
+      return ev ? { seq: ev.seq, acceptedAt: ev.acceptedAt, fields: ev.fields } : undefined;
+    },
+    *latestFirst(before) {
+      let lo = 0;
+      let hi = order.length;
+      // The first position whose seq is >= before: everything below it is older.
+      if (before !== undefined) {
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if ((order[mid] as { seq: number }).seq < before) lo = mid + 1;
+          else hi = mid;
+        }
+      }
+      for (let i = hi - 1; i >= 0; i--) {
+        const o = order[i];
+        const ev = o && events.get(o.key);
+        if (ev && ev.seq === o.seq) yield [o.key, { seq: ev.seq, acceptedAt: ev.acceptedAt, fields: ev.fields }];
+      }
+    },
+    lastAcceptedAt: () => maxAcceptedAt,
+    attemptsSince(from) {
+      const out: AttemptSummary[] = [];
+      for (const ev of events.values()) for (const d of ev.deliveries) for (const a of d.log) if (a.startedAt >= from) out.push(a);
+      return out.sort((a, b) => a.startedAt - b.startedAt);
+    },
+    applyFailing(sub, revision, since) {
+      const known = failingMarks.get(sub);
+      if (known && known.revision >= revision) return;
+      failingMarks.set(sub, { revision, since });
+    },
+    failing: () => Object.fromEntries([...failingMarks].flatMap(([sub, v]) => (v.since !== undefined ? [[sub, v.since]] : []))),
   };
 }

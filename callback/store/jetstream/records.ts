@@ -1,5 +1,5 @@
 import type { KfpEvent } from '../../types.js';
-import type { AttemptNote } from '../types.js';
+import type { AttemptNote, AttemptRecord } from '../types.js';
 
 /**
  * What the JetStream store keeps, and the pure rules that change it (no I/O here).
@@ -24,7 +24,27 @@ export interface DeliveryEntry {
   updatedAt: number;
   lastStatus?: number;
   lastError?: string;
+  /** The attempt log (dashboard), oldest first, the latest ATTEMPT_LOG_KEEP only; kept across replays. */
+  log?: LoggedAttempt[];
 }
+
+/** One logged attempt; `n` numbers the delivery's attempts from 1 (across replays) and is its id. */
+export interface LoggedAttempt extends AttemptRecord {
+  n: number;
+}
+
+/**
+ * Attempts kept per delivery. The log lives in the event's entry so that an attempt is written in
+ * the same compare-and-set as its outcome and pruned with its delivery, as in SQLite; a cap keeps
+ * the entry under NATS's message size (1 MB by default) whatever a subscriber's retry history.
+ */
+export const ATTEMPT_LOG_KEEP = 20;
+
+/**
+ * What an entry may weigh before the requests of its oldest logged attempts are dropped (their
+ * outcome, status and timing stay): a quarter of NATS's default 1 MB max_payload.
+ */
+export const RECORD_BUDGET_BYTES = 256 * 1024;
 
 export interface EventRecord {
   event: KfpEvent;
@@ -104,6 +124,29 @@ export function settleEntry(d: DeliveryEntry, state: DeliveryState, dueAt: numbe
   if (note.error !== undefined) d.lastError = note.error;
   else delete d.lastError;
   return true;
+}
+
+/** Appends an attempt to a delivery's log, dropping the oldest beyond ATTEMPT_LOG_KEEP. */
+export function logAttempt(d: DeliveryEntry, attempt: AttemptRecord): void {
+  const log = d.log ?? [];
+  log.push({ ...attempt, n: (log.at(-1)?.n ?? 0) + 1 });
+  d.log = log.slice(-ATTEMPT_LOG_KEEP);
+}
+
+/**
+ * The record as JSON within `budget` bytes where the attempt log allows: the requests of the oldest
+ * attempts (all deliveries, by start time) are dropped until it fits. Mutates `r`.
+ */
+export function serializeRecord(r: EventRecord, budget = RECORD_BUDGET_BYTES): string {
+  let json = JSON.stringify(r);
+  if (Buffer.byteLength(json) <= budget) return json;
+  const withRequest = r.deliveries.flatMap((d) => (d.log ?? []).filter((a) => a.request !== undefined)).sort((a, b) => a.startedAt - b.startedAt);
+  for (const a of withRequest) {
+    delete a.request;
+    json = JSON.stringify(r);
+    if (Buffer.byteLength(json) <= budget) break;
+  }
+  return json;
 }
 
 export function replayEntry(d: DeliveryEntry, now: number): boolean {
