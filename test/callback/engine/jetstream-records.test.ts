@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { createMirror } from '../../../callback/store/jetstream/mirror.js';
-import { deliveryId, fromKeyToken, keyToken, newEventRecord, pruneRecord, settleEntry, splitDeliveryId } from '../../../callback/store/jetstream/records.js';
+import {
+  ATTEMPT_LOG_KEEP,
+  deliveryId,
+  fromKeyToken,
+  keyToken,
+  logAttempt,
+  newEventRecord,
+  pruneRecord,
+  serializeRecord,
+  settleEntry,
+  splitDeliveryId,
+} from '../../../callback/store/jetstream/records.js';
 import { makeEvent } from './events.js';
 
 describe('JetStream store records (pure)', () => {
@@ -50,7 +61,76 @@ describe('JetStream store records (pure)', () => {
   });
 });
 
+describe('JetStream store attempt log (pure)', () => {
+  const attempt = (startedAt: number, body = 'x') => ({
+    startedAt,
+    durationMs: 1,
+    outcome: 'retry' as const,
+    status: 503,
+    request: { url: 'https://hooks.example', headers: { authorization: '[masked]' }, body },
+  });
+
+  it('keeps the latest attempts of a delivery, numbered from 1 across the ones it dropped', () => {
+    const d = newEventRecord(makeEvent({ seq: 4 }), ['a'], 0, () => undefined).deliveries[0]!;
+    for (let t = 1; t <= ATTEMPT_LOG_KEEP + 5; t++) logAttempt(d, attempt(t));
+    expect(d.log).toHaveLength(ATTEMPT_LOG_KEEP);
+    expect(d.log?.[0]).toMatchObject({ n: 6, startedAt: 6 });
+    expect(d.log?.at(-1)).toMatchObject({ n: ATTEMPT_LOG_KEEP + 5, startedAt: ATTEMPT_LOG_KEEP + 5 });
+  });
+
+  it('an entry over the budget loses the requests of its oldest attempts first, never their outcomes', () => {
+    const r = newEventRecord(makeEvent({ seq: 5 }), ['a', 'b'], 0, () => undefined);
+    const big = 'y'.repeat(1000);
+    for (let t = 1; t <= 6; t++) logAttempt(r.deliveries[t % 2]!, attempt(t, big));
+    const whole = serializeRecord(structuredClone(r), 1_000_000);
+    expect(JSON.parse(whole)).toEqual(r);
+    const budget = Buffer.byteLength(whole) - 2500;
+    const json = serializeRecord(r, budget);
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(budget);
+    const logs = r.deliveries.flatMap((d) => d.log ?? []).sort((x, y) => x.startedAt - y.startedAt);
+    expect(logs.map((a) => [a.startedAt, a.request !== undefined])).toEqual([
+      [1, false],
+      [2, false],
+      [3, false],
+      [4, true],
+      [5, true],
+      [6, true],
+    ]);
+    expect(logs.every((a) => a.status === 503 && a.outcome === 'retry')).toBe(true);
+    expect(JSON.parse(json)).toEqual(r);
+  });
+});
+
 describe('JetStream store index (pure)', () => {
+  it('lists events latest first by entry sequence, skips deleted ones, pages before a sequence, and keeps the search fields', () => {
+    const m = createMirror();
+    const ev = (seq: number, at: number) => newEventRecord(makeEvent({ seq, KfpRunId: `run-${seq}` }), [], at, () => undefined);
+    m.applyEvent('k3', 3, ev(3, 30));
+    m.applyEvent('k1', 1, ev(1, 10));
+    m.applyEvent('k2', 2, ev(2, 20));
+    m.applyEvent('k4', 4, ev(4, 40));
+    m.applyEvent('k2', 5, undefined);
+    const keys = (before?: number) => [...m.latestFirst(before)].map(([k]) => k);
+    expect(keys()).toEqual(['k4', 'k3', 'k1']);
+    expect(keys(4)).toEqual(['k3', 'k1']);
+    expect(keys(1)).toEqual([]);
+    // Re-created after its deletion: a new entry, listed at its new place.
+    m.applyEvent('k2', 6, ev(2, 60));
+    expect(keys()).toEqual(['k2', 'k4', 'k3', 'k1']);
+    expect(m.eventInfo('k3')).toEqual({ seq: 3, acceptedAt: 30, fields: expect.objectContaining({ KfpRunId: 'run-3' }) });
+    expect(m.lastAcceptedAt()).toBe(60);
+  });
+
+  it('a cleared failing mark is not brought back by an older entry arriving late', () => {
+    const m = createMirror();
+    m.applyFailing('a', 2, 100);
+    m.applyFailing('b', 3, 200);
+    expect(m.failing()).toEqual({ a: 100, b: 200 });
+    m.applyFailing('a', 4, undefined);
+    m.applyFailing('a', 2, 100);
+    expect(m.failing()).toEqual({ b: 200 });
+  });
+
   it('due deliveries oldest first, leases push them to their end, a stale or older write is ignored', () => {
     const m = createMirror();
     const e1 = newEventRecord(makeEvent({ seq: 1 }), ['a'], 100, () => undefined);

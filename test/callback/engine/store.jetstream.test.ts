@@ -112,18 +112,46 @@ describe('JetStream store: several replicas on the same buckets', () => {
     expect(await b!.enable('t')).toBe(false);
   });
 
+  it('a failing mark is shared: the first one stays whichever replica marks later, and a clear on one is seen by the other', async () => {
+    const [a, b] = await replicas(2);
+    await a!.markFailing('s', T0);
+    // b may not have seen a's mark yet: the compare-and-set keeps the earlier one all the same.
+    await b!.markFailing('s', T0 + 500);
+    expect(await b!.failingSince()).toEqual({ s: T0 });
+    await until(async () => (await a!.failingSince()).s === T0, 'replica a keeps its mark');
+    await b!.clearFailing('s');
+    await until(async () => Object.keys(await a!.failingSince()).length === 0, 'replica a sees the mark cleared');
+    await a!.markFailing('s', T0 + 900);
+    await until(async () => (await b!.failingSince()).s === T0 + 900, 'replica b sees the new mark');
+  });
+
+  it("the attempt log, events search and stats of one replica's deliveries are seen by another", async () => {
+    const [a, b] = await replicas(2);
+    const e = makeEvent({ seq: 12, KfpRunId: 'run-shared' });
+    await a!.accept([{ event: e, subscribers: ['s'] }], T0);
+    const [c] = await a!.claim('s', { now: T0, limit: 1, leaseMs: LEASE });
+    const attempt = { startedAt: T0, durationMs: 4, outcome: 'delivered' as const, status: 200, request: { url: 'https://hooks.example', headers: {}, body: '{}' } };
+    await a!.markDelivered(c?.delivery.id ?? -1, { now: T0 + 4, status: 200, attempt });
+    await until(async () => (await b!.listEvents({ limit: 10, runId: 'run-shared' })).events[0]?.deliveries[0]?.state === 'delivered', 'replica b finds the delivered event');
+    expect(await b!.listAttempts(c?.delivery.id ?? -1)).toEqual([{ ...attempt, id: 1, deliveryId: c?.delivery.id, subscriber: 's' }]);
+    expect((await b!.subscriberStats(T0 + 10)).s?.hour).toEqual({ delivered: 1, failed: 0, dead: 0, p50Ms: 4, p95Ms: 4 });
+  });
+
   it('a replica reopened on the buckets finds the queue, dead letters and disabled state', async () => {
     const [a] = await replicas(1, { prefix: 'reopen' });
     await a!.accept([{ event: makeEvent({ seq: 11 }), subscribers: ['s', 'u'] }], T0);
     const [c] = await a!.claim('u', { now: T0, limit: 1, leaseMs: LEASE });
     await a!.deadLetter(c?.delivery.id ?? -1, { now: T0 + 1, error: 'timeout' });
     await a!.disable('v', 'HTTP 410 Gone', T0 + 2);
+    await a!.markFailing('w', T0 + 3);
     await a!.close();
     const b = await openJetStreamStore({ servers: [nats.url], prefix: 'reopen' });
     opened.push(b);
     expect(await b.queueDepth()).toEqual({ s: 1 });
     expect((await b.listDeadLetters()).map((d) => d.id)).toEqual([c?.delivery.id]);
     expect(Object.keys(await b.disabledSubscribers())).toEqual(['v']);
+    expect(await b.failingSince()).toEqual({ w: T0 + 3 });
+    expect((await b.listEvents({ limit: 10 })).events.map((x) => x.event.EventId)).toEqual([makeEvent({ seq: 11 }).EventId]);
   });
 });
 
