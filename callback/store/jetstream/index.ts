@@ -83,6 +83,11 @@ function isWrongSequence(err: unknown): boolean {
   return code === 10071 || /wrong last sequence/i.test(errorMessage(err));
 }
 
+/** A kv.create that failed because the key exists (also once nats() wrapped the error: its message quotes it). */
+function alreadyExists(err: unknown): boolean {
+  return isWrongSequence(err) || isWrongSequence((err as { cause?: unknown }).cause);
+}
+
 /** The store, plus word of work another replica made (new or replayed deliveries, freed slots). */
 export interface JetStreamStore extends DeliveryStore {
   /** The listener gets subscriber names whose lanes should look for work (the worker's notify). */
@@ -466,7 +471,7 @@ async function storeOn(
             mirror.applyEvent(key, rev, record);
             return { eventId, duplicate: false };
           } catch (err) {
-            if (isWrongSequence(err) || isWrongSequence((err as { cause?: unknown }).cause)) return { eventId, duplicate: true };
+            if (alreadyExists(err)) return { eventId, duplicate: true };
             throw err;
           }
         }),
@@ -571,7 +576,7 @@ async function storeOn(
         const rev = await nats('mark failing', () => subsKv.create(failKey(sub), JSON.stringify({ since })));
         mirror.applyFailing(sub, rev, since);
       } catch (err) {
-        if (!(isWrongSequence(err) || isWrongSequence((err as { cause?: unknown }).cause))) throw err;
+        if (!alreadyExists(err)) throw err;
         // Marked already (by any replica): the earlier mark stays; learn it now rather than from the watch.
         const e = await nats('read failing', () => subsKv.get(failKey(sub)));
         if (e) applySubsEntry(e);
