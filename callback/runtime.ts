@@ -18,6 +18,7 @@ import { createKfpRunTransport } from './kfp-run/transport.js';
 import { openMemoryStore } from './store/memory.js';
 import { openSqliteStore, type Durability } from './store/sqlite.js';
 import type { DeliveryStore } from './store/types.js';
+import type { JetStreamSettings } from './store/jetstream/config.js';
 import type { DeliveryNotice, Subscriber, WorkflowSnapshot } from './types.js';
 import { startWorker, type Worker } from './worker.js';
 import { errorMessage } from '../common/error-message.js';
@@ -61,8 +62,8 @@ export interface CallbackOptions {
   cluster?: ClusterServices;
   hookKeyFile?: string;
   adminTokenFile?: string;
-  /** 'memory' keeps nothing across restarts (tests, throwaway demos). */
-  store?: 'sqlite' | 'memory';
+  /** 'memory' keeps nothing across restarts (tests, throwaway demos); `nats`: JetStream, shared by replicas. */
+  store?: 'sqlite' | 'memory' | { nats: JetStreamSettings };
   retryScale?: number;
   registry?: Registry;
   /** Bound on waiting for in-flight sends at shutdown (default 10 s). */
@@ -148,8 +149,17 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
   const adminToken = loadAdminToken({ file: opts.adminTokenFile, dataDir });
   const registry = opts.registry ?? new Registry();
   const metrics = callbackMetrics(registry);
-  const store =
-    opts.store === 'memory'
+  const source = opts.subscribers ?? opts.cluster?.subscribers ?? fixedSubscribers([logSubscriber()]);
+  const natsStore = typeof opts.store === 'object' ? opts.store.nats : undefined;
+  const store = natsStore
+    ? // Loaded only when asked for: a SQLite install never loads the NATS client.
+      await (await import('./store/jetstream/index.js')).openJetStreamStore({
+        ...natsStore,
+        log,
+        // A subscriber's maxConcurrency holds across all replicas: the store caps its live leases.
+        maxLeased: (name) => source.current().find((s) => s.name === name)?.maxConcurrency,
+      })
+    : opts.store === 'memory'
       ? openMemoryStore()
       : openSqliteStore({
           file: join(dataDir, DB_FILE),
@@ -161,7 +171,6 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
           },
         });
 
-  const source = opts.subscribers ?? opts.cluster?.subscribers ?? fixedSubscribers([logSubscriber()]);
   const sender = createSender();
   // No I/O until a nats subscriber's first delivery.
   const nats = createNatsTransport({ log });
@@ -180,6 +189,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     source.current(),
   );
   const unsubscribe = source.onChange((subs) => worker.setSubscribers(subs));
+  if ('onWork' in store && typeof store.onWork === 'function') store.onWork((names: string[]) => worker.notify(names));
   metrics.sampleQueue(async () => ({
     depth: await store.queueDepth(),
     disabled: Object.keys(await store.disabledSubscribers()),
@@ -230,7 +240,7 @@ export async function startCallback(opts: CallbackOptions): Promise<CallbackRunt
     throw err;
   }
   const subscriberNames = source.current().map((s) => s.name);
-  log.info({ url, dataDir, store: opts.store ?? 'sqlite', durability: opts.durability ?? 'fsync', subscribers: subscriberNames, cluster: opts.cluster !== undefined }, 'callback ready');
+  log.info({ url, dataDir, store: natsStore ? natsStore.servers : (opts.store ?? 'sqlite'), durability: opts.durability ?? 'fsync', subscribers: subscriberNames, cluster: opts.cluster !== undefined }, 'callback ready');
 
   let closing: Promise<void> | undefined;
   async function close(): Promise<void> {

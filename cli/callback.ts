@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { resolveDataDir } from '../common/data-dir.js';
@@ -11,11 +12,13 @@ import { SubscriberConfigError, watchSubscriberFiles } from '../callback/subscri
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVEL_HELP, UsageError, logLevelFlag, portFlag, type CliIo, type Command, parseOrExit, strictParse } from './io.js';
 import { errorMessage } from '../common/error-message.js';
 import { parseKfpUiUrl } from '../callback/run-url.js';
+import { parseStoreFlags, parseWatchLease, STORE_OPTIONS, STORE_USAGE, type StoreChoice } from './store-flags.js';
 
 const USAGE = `Usage: kfp-notify callback [options]
 
 Runs the callback service: accepts hook calls on POST /v1/hooks, stores them durably (SQLite in the
-data dir) and delivers them to subscribers, with retries and a dead-letter list.
+data dir, or NATS JetStream with --store nats://...) and delivers them to subscribers, with retries
+and a dead-letter list.
 
 Options:
   --port N                     listen port (default 8080; 0 picks a free one)
@@ -30,7 +33,7 @@ Options:
                                fsync  once the event is fdatasync'ed: survives a process crash and a power loss
                                write  once the event is in the OS page cache: survives a process crash; a power
                                       loss or kernel crash can lose the last ~200 ms of events
-  --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
+${STORE_USAGE}  --no-cluster                 never talk to Kubernetes (no enrichment, no status watcher, no ConfigMap);
                                without it the cluster is used in a pod, or when --subscribers-configmap is given
   --disable-after D            disable a subscriber after this long without a successful delivery (default 5d;
                                0 never); re-enable with kfp-notify subscriber enable NAME
@@ -53,6 +56,8 @@ export interface CallbackFlags {
   adminTokenFile?: string;
   retryScale: number;
   durability: Durability;
+  store: StoreChoice;
+  watchLease?: string;
   cluster: boolean;
   watchGraceMs: number;
   disableAfterMs: number;
@@ -85,6 +90,7 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
       'kfp-ui-url': { type: 'string', default: env.KFP_NOTIFY_KFP_UI_URL || undefined },
       'log-level': { type: 'string', default: env.LOG_LEVEL ?? 'info' },
       help: { type: 'boolean', short: 'h', default: false },
+      ...STORE_OPTIONS,
     },
   });
   const v = parsed.values;
@@ -108,6 +114,8 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
   logLevelFlag(v['log-level']);
   const disableAfterMs = durationMs(v['disable-after'], 1000);
   if (disableAfterMs === undefined) throw new UsageError(`--disable-after must be a duration such as 5d, 12h or 0 (got ${v['disable-after']})`);
+  const store = parseStoreFlags(v, env);
+  const watchLease = parseWatchLease(v, store);
   if (v.secrets && !v.subscribers) throw new UsageError('--secrets only applies with --subscribers');
   if (v.subscribers && v['subscribers-configmap']) throw new UsageError('give --subscribers or --subscribers-configmap, not both');
   if (v['no-cluster'] && (v['subscribers-configmap'] || v.namespace)) {
@@ -125,6 +133,8 @@ export function parseCallbackFlags(args: string[], env: NodeJS.ProcessEnv): Call
     ...(v['admin-token-file'] ? { adminTokenFile: v['admin-token-file'] } : {}),
     retryScale,
     durability,
+    store,
+    ...(watchLease ? { watchLease } : {}),
     // The cluster is used when asked for (a ConfigMap) or when running in a pod, never by accident
     // from a developer's kubeconfig.
     cluster: !v['no-cluster'] && (v['subscribers-configmap'] !== undefined || Boolean(env.KUBERNETES_SERVICE_HOST)),
@@ -166,6 +176,8 @@ async function connectCluster(flags: CallbackFlags, env: NodeJS.ProcessEnv, log:
     log,
     registry,
     watchGraceMs: flags.watchGraceMs,
+    // Several replicas: the watcher runs on the one holding the Lease (others take over within 12 s).
+    ...(flags.watchLease ? { watchLease: { namespace, name: flags.watchLease, identity: env.POD_NAME || `${hostname()}-${process.pid}` } } : {}),
     // Retry schedules are scaled once, by the worker (--retry-scale), whatever the subscribers' source.
     ...(flags.configMap ? { subscribers: { namespace, configMapName: flags.configMap } } : {}),
   });
@@ -227,6 +239,7 @@ export async function launchCallback(flags: CallbackFlags, io: CliIo, log: Logge
       durability: flags.durability,
       ...(flags.kfpUiUrl ? { kfpUiUrl: flags.kfpUiUrl } : {}),
       disableAfterMs: flags.disableAfterMs,
+      store: flags.store,
     });
   } catch (err) {
     await subscribers?.close();

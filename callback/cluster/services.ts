@@ -5,7 +5,8 @@ import type { DeliveryNotice, KfpEvent, Subscriber, WorkflowSnapshot } from '../
 import { startSubscriberConfigWatch } from './config-watch.js';
 import { createEnricher, type EnrichHint } from './enrich.js';
 import { createEventRecorder } from './events.js';
-import { startStatusWatcher } from './watcher.js';
+import { startStatusWatcher, type StatusWatcher } from './watcher.js';
+import { startLeaderElection } from './leader.js';
 
 /**
  * Everything the cluster gives one callback process, in the shapes callback/runtime.ts takes
@@ -25,6 +26,11 @@ export interface ClusterServiceOptions {
   /** Subscribers from this ConfigMap (and the Secrets it references) in `namespace`. */
   subscribers?: { namespace: string; configMapName: string; retryScale?: number; readyTimeoutMs?: number };
   enrichTtlMs?: number;
+  /**
+   * Run the status watcher only while holding this Lease (several replicas); without it the watcher
+   * runs in this process unconditionally (one replica).
+   */
+  watchLease?: { namespace: string; name: string; identity: string; leaseDurationMs?: number; retryMs?: number };
 }
 
 /** Structurally runtime.ts's SubscriberSource. */
@@ -100,13 +106,33 @@ export async function startClusterServices(opts: ClusterServiceOptions): Promise
     enrich,
     ...(subscribers ? { subscribers } : {}),
     ...(notice ? { notice } : {}),
-    watch: (ingest) =>
-      startStatusWatcher({
-        ...common,
-        ingest: (events) => ingest(events),
-        graceMs: opts.watchGraceMs,
-        ...(opts.watchNamespaces ? { namespaces: opts.watchNamespaces } : {}),
-      }),
+    watch: (ingest) => {
+      const start = () =>
+        startStatusWatcher({
+          ...common,
+          ingest: (events) => ingest(events),
+          graceMs: opts.watchGraceMs,
+          ...(opts.watchNamespaces ? { namespaces: opts.watchNamespaces } : {}),
+        });
+      if (!opts.watchLease) return start();
+      let watcher: StatusWatcher | undefined;
+      const election = startLeaderElection({
+        ...opts.watchLease,
+        kubeConfig: opts.kubeConfig,
+        log: opts.log,
+        onStartedLeading: () => (watcher = start()),
+        onStoppedLeading: async () => {
+          const w = watcher;
+          watcher = undefined;
+          await w?.stop();
+        },
+      });
+      return {
+        stop: () => election.stop(),
+        // A replica that does not hold the lease has no watcher to wait for.
+        ready: () => watcher?.ready() ?? true,
+      };
+    },
     close: async () => {
       await subscribers?.close();
     },

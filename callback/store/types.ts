@@ -294,7 +294,7 @@ export function foldStats(
 }
 
 /** Whether an event matches a query's field filters (the memory store's WHERE). */
-export function matchesEventQuery(q: EventQuery, event: KfpEvent, acceptedAt: number): boolean {
+export function matchesEventQuery(q: EventQuery, event: Pick<KfpEvent, 'KfpRunId' | 'PipelineName' | 'Namespace' | 'EventType'>, acceptedAt: number): boolean {
   return (
     (q.runId === undefined || event.KfpRunId === q.runId) &&
     (q.pipeline === undefined || event.PipelineName === q.pipeline) &&

@@ -11,7 +11,8 @@ import { KubeConfig } from '@kubernetes/client-node';
  * 404 `Status`, label selectors (`k`, `!k`, `k=v`, `k!=v`) and `metadata.name` field selectors.
  *
  * Resources: argoproj.io/v1alpha1 workflows (namespaced, also listed across namespaces), and core v1
- * configmaps and secrets. Tests push changes with `apply` / `remove`, cut watches with
+ * configmaps and secrets, and coordination.k8s.io/v1 leases, which can also be created (POST, 409
+AlreadyExists) and replaced (PUT, 409 Conflict on a stale resourceVersion) as leader election does. Tests push changes with `apply` / `remove`, cut watches with
  * `dropWatches`, expire history with `expireHistory`, and inject failures with `failNext`.
  */
 
@@ -31,6 +32,7 @@ const KINDS: Kind[] = [
   { prefix: '/apis/argoproj.io/v1alpha1', plural: 'workflows', apiVersion: 'argoproj.io/v1alpha1', kind: 'Workflow', itemsCarryKind: true },
   { prefix: '/api/v1', plural: 'configmaps', apiVersion: 'v1', kind: 'ConfigMap', itemsCarryKind: false },
   { prefix: '/api/v1', plural: 'secrets', apiVersion: 'v1', kind: 'Secret', itemsCarryKind: false },
+  { prefix: '/apis/coordination.k8s.io/v1', plural: 'leases', apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', itemsCarryKind: true },
 ];
 
 interface HistoryEntry {
@@ -64,8 +66,8 @@ export interface FakeKubeApi {
   kubeConfig(): KubeConfig;
   /** Create or replace an object (kind from apiVersion/kind); returns the stored copy with rv/uid set. */
   apply(obj: Obj): Obj;
-  remove(kind: 'Workflow' | 'ConfigMap' | 'Secret', namespace: string, name: string): void;
-  get(kind: 'Workflow' | 'ConfigMap' | 'Secret', namespace: string, name: string): Obj | undefined;
+  remove(kind: 'Workflow' | 'ConfigMap' | 'Secret' | 'Lease', namespace: string, name: string): void;
+  get(kind: 'Workflow' | 'ConfigMap' | 'Secret' | 'Lease', namespace: string, name: string): Obj | undefined;
   /** Destroys every open watch connection (as a network cut or an API server restart would). */
   dropWatches(): void;
   /** Ends every open watch cleanly, as the API server does when a watch's timeoutSeconds runs out. */
@@ -177,7 +179,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     return structuredClone(obj);
   }
 
-  function remove(kindName: 'Workflow' | 'ConfigMap' | 'Secret', ns: string, name: string): void {
+  function remove(kindName: 'Workflow' | 'ConfigMap' | 'Secret' | 'Lease', ns: string, name: string): void {
     const kind = kindOf(kindName);
     const key = keyOf(kind, ns, name);
     const prev = store.get(key);
@@ -275,6 +277,25 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
         const event = JSON.parse(body) as Obj;
         createdEvents.push({ ...event, metadata: { ...meta(event), namespace: eventPath[1], name: `event-${createdEvents.length + 1}` } });
         send(res, 201, { kind: 'Event', apiVersion: 'v1', ...createdEvents[createdEvents.length - 1] });
+      });
+      return;
+    }
+    const leasePath = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(url.pathname);
+    if (leasePath && (rec.method === 'POST' || rec.method === 'PUT')) {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const lease = { ...(JSON.parse(body) as Obj), kind: 'Lease' };
+        const m = meta(lease);
+        m.namespace = leasePath[1];
+        const name = rec.method === 'PUT' ? leasePath[2] : strOf(m.name);
+        const held = store.get(keyOf(kindOf('Lease'), leasePath[1] ?? '', name ?? ''));
+        if (rec.method === 'POST' && held) return send(res, 409, status(409, 'AlreadyExists', `leases "${name}" already exists`));
+        if (rec.method === 'PUT' && !held) return send(res, 404, status(404, 'NotFound', `leases "${name}" not found`));
+        if (rec.method === 'PUT' && strOf(m.resourceVersion) !== strOf(held?.object.metadata?.resourceVersion)) {
+          return send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on leases "${name}": the object has been modified`));
+        }
+        send(res, rec.method === 'POST' ? 201 : 200, apply({ ...lease, metadata: { ...m, name } }));
       });
       return;
     }

@@ -58,14 +58,15 @@ describe('rendered installs validate against the Kubernetes 1.32 OpenAPI schemas
       ['Service', 'kfp-notify-webhook'],
       ['Service', 'kfp-notify-callback'],
       ['PodDisruptionBudget', 'kfp-notify-webhook'],
-      ['PersistentVolumeClaim', 'kfp-notify-data'],
       ['ConfigMap', 'kfp-notify-injector'],
       ['ConfigMap', 'kfp-event-handler-config'],
       ['MutatingWebhookConfiguration', 'kfp-notify'],
     ];
-    expect(installs().map((i) => i.name)).toEqual(['cert-manager', 'self-signed', 'http-hooks', 'network-policy', 'combined']);
+    expect(installs().map((i) => i.name)).toEqual(['cert-manager', 'self-signed', 'http-hooks', 'network-policy', 'ha', 'combined']);
     for (const i of installs()) {
-      const missing = required.filter(([kind, name]) => !i.objects.some((o) => o.kind === kind && o.metadata.name === name));
+      // The SQLite volume, except in `ha`, where the queue lives in NATS JetStream; a PDB for its 3 callbacks instead.
+      const extra = i.name === 'ha' ? [['PodDisruptionBudget', 'kfp-notify-callback']] : [['PersistentVolumeClaim', 'kfp-notify-data']];
+      const missing = [...required, ...extra].filter(([kind, name]) => !i.objects.some((o) => o.kind === kind && o.metadata.name === name));
       expect(missing, i.name).toEqual([]);
       // The serving certificate: issued by cert-manager, or a Secret from certs/gen.sh.
       expect(i.objects.some((o) => (o.kind === 'Certificate' || o.kind === 'Secret') && o.metadata.name.startsWith('kfp-notify-webhook')), i.name).toBe(true);

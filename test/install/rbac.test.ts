@@ -72,6 +72,18 @@ describe('RBAC limits, in every install', () => {
 });
 
 describe('the callback can do its job and nothing more', () => {
+  it('in the ha overlay, creates its watcher Lease and reads and renews only that one, in its own namespace', () => {
+    const lease = (verb: string, namespace: string, name?: string): ResourceRequest => ({ ...req(verb, 'leases', namespace, 'coordination.k8s.io'), ...(name ? { name } : {}) });
+    for (const install of installs()) {
+      const ha = install.name === 'ha';
+      expect(allows(install.objects, CALLBACK, lease('create', NAMESPACE)), install.name).toBe(ha);
+      for (const v of ['get', 'update']) expect(allows(install.objects, CALLBACK, lease(v, NAMESPACE, 'kfp-notify-watcher')), `${install.name} ${v}`).toBe(ha);
+      expect(allows(install.objects, CALLBACK, lease('update', NAMESPACE, 'kube-controller-manager')), install.name).toBe(false);
+      expect(allows(install.objects, CALLBACK, lease('delete', NAMESPACE, 'kfp-notify-watcher')), install.name).toBe(false);
+      expect(allows(install.objects, CALLBACK, lease('create', 'kube-system')), install.name).toBe(false);
+    }
+  });
+
   it('reads Workflows in every namespace (status watcher, enrichment)', () => {
     for (const install of installs()) {
       for (const ns of ['kubeflow', 'team-a', 'default']) {

@@ -78,7 +78,7 @@ describe('MutatingWebhookConfiguration: it can never block or loop a KFP run', (
 });
 
 describe('the API server can trust the webhook certificate', () => {
-  const certManagerInstalls = ['cert-manager', 'http-hooks', 'network-policy'];
+  const certManagerInstalls = ['cert-manager', 'http-hooks', 'network-policy', 'ha'];
 
   it('cert-manager installs: inject-ca-from names a Certificate for the Service DNS name, written to the Secret the webhook mounts', () => {
     for (const install of installs().filter((i) => certManagerInstalls.includes(i.name))) {

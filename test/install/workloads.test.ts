@@ -15,6 +15,10 @@ const installs = useRenderedInstalls();
 const HOOK_KEY_SECRET = 'kfp-notify-hook-key';
 const ADMIN_TOKEN_SECRET = 'kfp-notify-admin-token';
 const HTTP_HOOK_INSTALLS = ['http-hooks', 'combined'];
+/** Installs whose callback keeps its queue in NATS JetStream (several replicas), not in SQLite. */
+const HA_INSTALLS = ['ha'];
+const sqliteInstalls = () => installs().filter((i) => !HA_INSTALLS.includes(i.name));
+const haInstalls = () => installs().filter((i) => HA_INSTALLS.includes(i.name));
 
 const deployments = (i: RenderedInstall) => ofKind<Deployment>(i.objects, 'Deployment');
 const webhookOf = (i: RenderedInstall) => named<Deployment>(i.objects, 'Deployment', 'kfp-notify-webhook', NAMESPACE);
@@ -98,7 +102,7 @@ describe('every container is locked down', () => {
 
 describe('every file a process is told to read is mounted from an object that has it', () => {
   /** `path` → which object and key feed it, following mounts and volumes. */
-  function sourceOf(d: Deployment, c: Container, path: string): { kind: 'configMap' | 'secret' | 'pvc'; name: string; key: string } {
+  function sourceOf(d: Deployment, c: Container, path: string): { kind: 'configMap' | 'secret' | 'pvc' | 'emptyDir'; name: string; key: string } {
     const mount = (c.volumeMounts ?? []).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
     if (!mount) throw new Error(`${c.name}: nothing mounted at ${path}`);
     // Whole-directory mounts only: kubelet never updates a subPath mount, and the processes reload on change.
@@ -108,7 +112,8 @@ describe('every file a process is told to read is mounted from an object that ha
     if (v?.configMap) return { kind: 'configMap', name: v.configMap.name, key };
     if (v?.secret) return { kind: 'secret', name: v.secret.secretName, key };
     if (v?.persistentVolumeClaim) return { kind: 'pvc', name: v.persistentVolumeClaim.claimName, key };
-    throw new Error(`${c.name}: ${path} is on volume ${mount.name}, which is neither ConfigMap, Secret nor PVC`);
+    if (v?.emptyDir) return { kind: 'emptyDir', name: v.name, key };
+    throw new Error(`${c.name}: ${path} is on volume ${mount.name}, which is neither ConfigMap, Secret, PVC nor emptyDir`);
   }
 
   /** Keys the Secret will hold: rendered, written by a cert-manager Certificate, or the documented hook key. */
@@ -138,14 +143,19 @@ describe('every file a process is told to read is mounted from an object that ha
     }
   });
 
-  it('callback: data dir on the claim, hook key from the same Secret as the webhook', () => {
+  it('callback: data dir on the claim (on NATS: an emptyDir, no volume), hook key from the same Secret as the webhook', () => {
     for (const install of installs()) {
       const d = callbackOf(install);
       const c = onlyContainer(d);
       expect(c.args?.[0]).toBe('callback');
       const data = sourceOf(d, c, flag(c, '--data-dir') ?? '');
-      expect(data.kind).toBe('pvc');
-      expect(named<PersistentVolumeClaim>(install.objects, 'PersistentVolumeClaim', data.name, NAMESPACE).spec.accessModes).toEqual(['ReadWriteOnce']);
+      if (HA_INSTALLS.includes(install.name)) {
+        expect(data.kind).toBe('emptyDir');
+        expect(ofKind<PersistentVolumeClaim>(install.objects, 'PersistentVolumeClaim')).toEqual([]);
+      } else {
+        expect(data.kind).toBe('pvc');
+        expect(named<PersistentVolumeClaim>(install.objects, 'PersistentVolumeClaim', data.name, NAMESPACE).spec.accessModes).toEqual(['ReadWriteOnce']);
+      }
       const hookKey = sourceOf(d, c, flag(c, '--hook-key-file') ?? '');
       const webhook = onlyContainer(webhookOf(install));
       expect(hookKey).toEqual(sourceOf(webhookOf(install), webhook, flag(webhook, '--hook-key-file') ?? ''));
@@ -202,11 +212,14 @@ describe('webhook Deployment: available through node drains', () => {
 
 describe('callback Deployment: one SQLite writer', () => {
   it('one replica, Recreate (the old pod releases the database first), namespace from the downward API', () => {
-    for (const install of installs()) {
+    for (const install of sqliteInstalls()) {
       const d = callbackOf(install);
       expect(d.spec.replicas).toBe(1);
       expect(d.spec.strategy?.type).toBe('Recreate');
-      const c = onlyContainer(d);
+      expect(flag(onlyContainer(d), '--store')).toBeUndefined();
+    }
+    for (const install of installs()) {
+      const c = onlyContainer(callbackOf(install));
       expect(flag(c, '--namespace')).toBe('$(POD_NAMESPACE)');
       expect(c.env?.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
       expect(flag(c, '--host')).toBe('0.0.0.0');
@@ -219,6 +232,39 @@ describe('callback Deployment: one SQLite writer', () => {
       const cm = named<ConfigMap>(install.objects, 'ConfigMap', flag(c, '--subscribers-configmap') ?? '', NAMESPACE);
       expect(cm.metadata.name).toBe('kfp-event-handler-config');
       expect(cm.data ?? {}).toEqual({});
+    }
+  });
+});
+
+describe('callback Deployment in the ha overlay: replicas on NATS JetStream', () => {
+  it('three replicas rolling one at a time, spread over nodes and zones, a PodDisruptionBudget that keeps two', () => {
+    expect(haInstalls().map((i) => i.name)).toEqual(HA_INSTALLS);
+    for (const install of haInstalls()) {
+      const d = callbackOf(install);
+      expect(d.spec.replicas).toBe(3);
+      expect(d.spec.strategy?.type).toBe('RollingUpdate');
+      expect(d.spec.strategy?.rollingUpdate?.maxUnavailable).toBe(1);
+      const pod = d.spec.template.spec as typeof d.spec.template.spec & {
+        affinity?: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution?: { podAffinityTerm: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } } }[] } };
+        topologySpreadConstraints?: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } }[];
+      };
+      const podLabels = d.spec.template.metadata?.labels ?? {};
+      const anti = pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+      expect(anti.map((t) => t.podAffinityTerm.topologyKey)).toEqual(['kubernetes.io/hostname']);
+      expect(anti.every((t) => matchesSelector(t.podAffinityTerm.labelSelector, podLabels))).toBe(true);
+      expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey)).toEqual(['topology.kubernetes.io/zone']);
+      const mine = ofKind<PodDisruptionBudget>(install.objects, 'PodDisruptionBudget').filter((p) => matchesSelector(p.spec.selector, podLabels));
+      expect(mine.map((p) => p.spec.minAvailable)).toEqual([2]);
+    }
+  });
+
+  it('points at NATS, creates 3-replica buckets, elects the watcher with a Lease named by the pod', () => {
+    for (const install of haInstalls()) {
+      const c = onlyContainer(callbackOf(install));
+      expect(flag(c, '--store')).toMatch(/^nats:\/\/[a-z0-9.-]+:4222$/);
+      expect(flag(c, '--nats-replicas')).toBe('3');
+      expect(flag(c, '--watch-lease')).toBe('kfp-notify-watcher');
+      expect(c.env?.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
     }
   });
 });

@@ -47,6 +47,8 @@ export interface ResourceRequest {
   /** `resource` or `resource/subresource`. */
   resource: string;
   namespace: string;
+  /** The object's name, for a request on one object (get, update); rules with resourceNames match only these. */
+  name?: string;
 }
 
 interface ScopedRule {
@@ -88,7 +90,7 @@ export function allows(objects: readonly K8sObject[], sa: ServiceAccountRef, req
       listHas(rule.apiGroups, req.group) &&
       listHas(rule.resources, req.resource) &&
       listHas(rule.verbs, req.verb) &&
-      (rule.resourceNames ?? []).length === 0,
+      ((rule.resourceNames ?? []).length === 0 || (req.name !== undefined && (rule.resourceNames ?? []).includes(req.name))),
   );
 }
 

@@ -106,7 +106,7 @@ export interface RenderedInstall {
 }
 
 /**
- * Every way to install: the four overlays, plus self-signed combined with both components. The
+ * Every way to install: the five overlays, plus self-signed combined with both components. The
  * self-signed ones need certs/gen.sh to have run, so they render in a workspace.
  */
 export function renderAllInstalls(ws: Workspace): RenderedInstall[] {
@@ -114,7 +114,7 @@ export function renderAllInstalls(ws: Workspace): RenderedInstall[] {
   if (gen.code !== 0) throw new Error(`certs/gen.sh failed (${gen.code}): ${gen.stderr}`);
   mkdirSync(join(ws.manifests, 'overlays', 'combined'));
   writeFileSync(join(ws.manifests, 'overlays', 'combined', 'kustomization.yaml'), combinedKustomizationFromDocs());
-  return ['cert-manager', 'self-signed', 'http-hooks', 'network-policy', 'combined'].map((name) => ({
+  return ['cert-manager', 'self-signed', 'http-hooks', 'network-policy', 'ha', 'combined'].map((name) => ({
     name,
     objects: kustomize(join(ws.manifests, 'overlays', name)),
   }));
