@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { loadAdminToken, resolveDataDir } from '../common/data-dir.js';
 import { errorMessage } from '../common/error-message.js';
-import { EXIT_FAILURE, EXIT_USAGE, UsageError, type CliIo } from './io.js';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError, parseOrExit, type CliIo } from './io.js';
 
 /**
  * The admin API of a running callback, as the operator commands (dlq, subscriber) reach it: the URL
@@ -90,4 +90,24 @@ export function adminFailure(command: string, io: CliIo, err: unknown): number {
   if (!(err instanceof UsageError) && !(err instanceof ApiError)) throw err;
   io.stderr.write(`kfp-notify ${command}: ${err.message}\n`);
   return err instanceof UsageError || err.notFound ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/**
+ * The frame every admin command shares: parse (usage errors and --help as every command answers them),
+ * read the admin token, act, and turn any failure of the call into one line and its exit code.
+ */
+export async function runAdminCommand<F extends { target: AdminTarget }>(
+  command: string,
+  usage: string,
+  io: CliIo,
+  parse: () => F | 'help',
+  act: (flags: F, token: string) => Promise<number>,
+): Promise<number> {
+  const parsed = parseOrExit(command, usage, io, parse);
+  if ('exit' in parsed) return parsed.exit;
+  try {
+    return await act(parsed.flags, adminToken(parsed.flags.target));
+  } catch (err) {
+    return adminFailure(command, io, err);
+  }
 }

@@ -1,6 +1,6 @@
 import { durationMs } from '../callback/subscribers/duration.js';
-import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminFailure, adminTarget, adminToken, type AdminTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, parseOrExit, strictParse, textTable } from './io.js';
+import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminTarget, runAdminCommand, type AdminTarget } from './admin-client.js';
+import { EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command, strictParse, textTable } from './io.js';
 
 const USAGE = `Usage: kfp-notify dlq list|replay [options]
 
@@ -130,12 +130,8 @@ function table(rows: readonly DeadLetterView[]): string {
   return textTable(head, cells);
 }
 
-async function run(args: string[], io: CliIo): Promise<number> {
-  const parsed = parseOrExit('dlq', USAGE, io, () => parse(args, io.env));
-  if ('exit' in parsed) return parsed.exit;
-  const a = parsed.flags;
-  try {
-    const token = adminToken(a.target);
+function run(args: string[], io: CliIo): Promise<number> {
+  return runAdminCommand('dlq', USAGE, io, () => parse(args, io.env), async (a, token) => {
     if (a.action === 'list') {
       const query = new URLSearchParams(Object.entries(a.filter)).toString();
       const data = (await adminCall(a.target, token, 'GET', `/v1/dead-letters${query ? `?${query}` : ''}`)) as { deadLetters: DeadLetterView[] };
@@ -150,9 +146,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       return EXIT_USAGE;
     }
     return EXIT_OK;
-  } catch (err) {
-    return adminFailure('dlq', io, err);
-  }
+  });
 }
 
 export const command: Command = {

@@ -1,5 +1,5 @@
-import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminFailure, adminTarget, adminToken, type AdminTarget } from './admin-client.js';
-import { EXIT_OK, UsageError, type CliIo, type Command, parseOrExit, strictParse, textTable } from './io.js';
+import { ADMIN_FLAGS_HELP, ADMIN_OPTIONS, adminCall, adminTarget, runAdminCommand, type AdminTarget } from './admin-client.js';
+import { EXIT_OK, UsageError, type CliIo, type Command, strictParse, textTable } from './io.js';
 
 const USAGE = `Usage: kfp-notify subscriber list|enable [NAME] [options]
 
@@ -61,12 +61,8 @@ function table(rows: readonly SubscriberView[]): string {
   return textTable(head, cells);
 }
 
-async function run(args: string[], io: CliIo): Promise<number> {
-  const parsed = parseOrExit('subscriber', USAGE, io, () => parse(args, io.env));
-  if ('exit' in parsed) return parsed.exit;
-  const a = parsed.flags;
-  try {
-    const token = adminToken(a.target);
+function run(args: string[], io: CliIo): Promise<number> {
+  return runAdminCommand('subscriber', USAGE, io, () => parse(args, io.env), async (a, token) => {
     if (a.action === 'list') {
       const data = (await adminCall(a.target, token, 'GET', '/v1/subscribers')) as { subscribers: SubscriberView[] };
       io.stdout.write(a.output === 'json' ? `${JSON.stringify(data.subscribers, null, 2)}\n` : table(data.subscribers));
@@ -76,9 +72,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     const data = (await adminCall(a.target, token, 'POST', `/v1/subscribers/${encodeURIComponent(name)}/enable`)) as { wasDisabled: boolean };
     io.stdout.write(a.output === 'json' ? `${JSON.stringify(data)}\n` : data.wasDisabled ? `enabled ${name}\n` : `${name} was not disabled\n`);
     return EXIT_OK;
-  } catch (err) {
-    return adminFailure('subscriber', io, err);
-  }
+  });
 }
 
 export const command: Command = {

@@ -1,10 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/main.js';
 import { LOG_LEVELS } from '../cli/io.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, runCliInProcess } from './helpers/cli.js';
 import { cleanups } from './helpers/cleanups.js';
 import { makeCert } from './helpers/tls.js';
 
@@ -21,16 +19,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const scratch = cleanups('kfp-notify-cli-messages-');
 afterAll(() => scratch.run());
 
-async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.on('data', (d: Buffer) => (stdout += d.toString()));
-  err.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await main(args, { stdin: Readable.from([]), stdout: out, stderr: err, env: { KFP_NOTIFY_DATA_DIR: scratch.tempDir() } });
-  return { code, stdout, stderr };
-}
+const inProcess = (args: string[]) => runCliInProcess(args, { KFP_NOTIFY_DATA_DIR: scratch.tempDir() });
 
 async function help(command: string): Promise<string> {
   const r = await inProcess([command, '--help']);

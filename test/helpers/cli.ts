@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { main } from '../../cli/main.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/kfp-notify.mjs', import.meta.url));
 
@@ -29,4 +31,16 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
     });
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** Runs `kfp-notify <args>` in this process (no build needed) with empty stdin and captured output. */
+export async function runCliInProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await main(args, { stdin: Readable.from([]), stdout: out, stderr: err, env });
+  return { code, stdout, stderr };
 }

@@ -5,6 +5,8 @@
  * itself every REFRESH_MS while the tab is visible.
  */
 
+// The shapes of the JSON the page reads. This script is its own program (DOM types, rootDir here, no
+// Node), so it cannot import the server's types; callback/store/types.ts is where they come from.
 interface DeliveryView {
   id: number;
   eventId: string;

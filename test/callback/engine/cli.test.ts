@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { PassThrough, Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
@@ -9,8 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { postHook as postHookAs } from '../../helpers/post-hook.js';
 import { parseCallbackFlags } from '../../../cli/callback.js';
 import { UsageError } from '../../../cli/io.js';
-import { main } from '../../../cli/main.js';
-import { runCli } from '../../helpers/cli.js';
+import { runCli, runCliInProcess } from '../../helpers/cli.js';
 import { startFakeKubeApi } from '../../helpers/fake-kube-api.js';
 import { newSigningSecret } from './harness.js';
 import { startCallbackProcess, type CallbackProcess } from './process.js';
@@ -40,17 +38,7 @@ const FIELDS = {
   runName: 'cli run',
 };
 
-/** Runs `kfp-notify <args>` in this process with captured output (for paths that exit before serving). */
-async function runInProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.on('data', (d: Buffer) => (stdout += d.toString()));
-  err.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await main(args, { stdin: Readable.from([]), stdout: out, stderr: err, env });
-  return { code, stdout, stderr };
-}
+const runInProcess = runCliInProcess;
 
 /** What an injected hook does, with this file's fields unless given. */
 const postHook = (url: string, dataDir: string, fields: Record<string, string> = FIELDS) => postHookAs(url, dataDir, fields);
